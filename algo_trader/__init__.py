@@ -1,0 +1,1 @@
+"""algo_trader: research workbench for systematic trading."""

@@ -1,0 +1,101 @@
+"""Command handlers: turn parsed flags into application calls and print where outputs are."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+
+from algo_trader.application.historical.run import HistoricalRequest, run_historical
+from algo_trader.domain.errors import ConfigError
+from algo_trader.infrastructure.data.raw_store import Month, RawBarStore
+from algo_trader.infrastructure.env import Settings, load_settings
+
+console = Console(stderr=False)
+
+
+def _month(flag: str, text: str | None) -> Month | None:
+    if text is None:
+        return None
+    try:
+        return Month.parse(text)
+    except ValueError as err:
+        raise ConfigError(f"{flag}: {err}") from None
+
+
+def _historical(args: argparse.Namespace, settings: Settings) -> None:
+    request = HistoricalRequest(
+        provider=args.provider or settings.historical_data_provider,
+        tickers_path=Path(args.tickers),
+        csv_dir=Path(args.csv_dir) if args.csv_dir else None,
+        timezone=args.timezone,
+        start=_month("--start", args.start),
+        invalid_bars=args.invalid_bars,
+    )
+    report = run_historical(request, settings)
+    console.print(
+        f"historical ({request.provider}): {report.files_written} monthly files written, "
+        f"{sum(map(len, report.skipped.values()))} complete months skipped -> "
+        f"{settings.data_source}"
+    )
+
+
+def historical(args: argparse.Namespace) -> int:
+    _historical(args, load_settings())
+    return 0
+
+
+def _data_cleaning(
+    settings: Settings,
+    start: Month,
+    end: Month | None,
+    return_type: str,
+    assets: list[str] | None,
+    invalid_bars: str,
+) -> None:
+    from algo_trader.application.data_cleaning.run import run_data_cleaning
+
+    result = run_data_cleaning(
+        settings,
+        start=start,
+        end=end,
+        return_type=return_type,
+        assets=assets,
+        invalid_bars=invalid_bars,
+    )
+    console.print(f"data_cleaning: outputs in {result.out_dir}")
+    for line in result.summary_lines():
+        console.print(f"  {line}")
+
+
+def data_cleaning(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    start = _month("--start", args.start)
+    assert start is not None  # argparse makes --start required
+    assets = [a.strip() for a in args.assets.split(",") if a.strip()] if args.assets else None
+    _data_cleaning(
+        settings, start, _month("--end", args.end), args.return_type, assets, args.invalid_bars
+    )
+    return 0
+
+
+def default_pipeline(args: argparse.Namespace) -> int:
+    """Download (sample unless HISTORICAL_DATA_PROVIDER says otherwise), then clean."""
+    settings = load_settings()
+    defaults = argparse.Namespace(
+        provider=None,
+        tickers="config/tickers.yml",
+        csv_dir=None,
+        timezone=None,
+        start=None,
+        invalid_bars="raise",
+    )
+    _historical(defaults, settings)
+    store = RawBarStore(settings.data_source)
+    months = [m for a in store.assets() for m, _ in store.months(a)[:1]]
+    if not months:
+        raise ConfigError(f"no raw bars under {settings.data_source} after the download")
+    start = min(months, key=lambda m: (m.year, m.month))
+    _data_cleaning(settings, start, None, "simple", None, "raise")
+    return 0

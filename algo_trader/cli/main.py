@@ -1,0 +1,195 @@
+"""``algotrader``: the command line. Parses flags and hands off to ``application``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from algo_trader.domain.errors import AlgoTraderError, NotYetImplementedError
+
+logger = logging.getLogger("algo_trader.cli")
+
+Handler = Callable[[argparse.Namespace], int]
+
+LATER = {
+    "data_processing": "issue #3 (feature engineering and data processing)",
+    "feature_engineering": "issue #3 (feature engineering and data processing)",
+    "simulation": "issue #4 (simulation engine)",
+    "modeling": "issue #5 (modeling)",
+    "backtest": "issue #7 (outer walk-forward and backtest)",
+    "wizard": "issue #9 (wizard, report, docs)",
+}
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def _add_historical(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "historical",
+        formatter_class=_Formatter,
+        help="download historical bars into DATA_SOURCE",
+        description=(
+            "Download bars into DATA_SOURCE/<asset>/<YYYY>/hist_data_YYYY-MM.csv from the "
+            "provider in HISTORICAL_DATA_PROVIDER (sample, csv, ib, alpaca). Re-runs skip "
+            "complete months and refresh the current one."
+        ),
+    )
+    p.add_argument(
+        "--provider",
+        choices=("sample", "csv", "ib", "alpaca"),
+        default=None,
+        help="override HISTORICAL_DATA_PROVIDER (default from env, else sample)",
+    )
+    p.add_argument(
+        "--tickers",
+        default="config/tickers.yml",
+        help="tickers YAML for ib/alpaca (see config/tickers.example.yml)",
+    )
+    p.add_argument(
+        "--csv-dir",
+        default=None,
+        help="folder of <ASSET>.csv files for the csv provider (env CSV_IMPORT_DIR)",
+    )
+    p.add_argument(
+        "--timezone",
+        default=None,
+        help="IANA zone for naive timestamps in csv imports, e.g. America/New_York",
+    )
+    p.add_argument(
+        "--start",
+        default=None,
+        help="oldest month YYYY-MM (default: from tickers duration, or all data)",
+    )
+    p.add_argument(
+        "--invalid-bars",
+        choices=("raise", "drop"),
+        default="raise",
+        help="bad bars in csv imports: stop with an error, or drop and quarantine",
+    )
+
+
+def _add_data_cleaning(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "data_cleaning",
+        formatter_class=_Formatter,
+        help="weekly/daily OHLC, returns and return tensor into DATA_LAKE_SOURCE",
+        description=(
+            "Read DATA_SOURCE raw bars and write DATA_LAKE_SOURCE/YYYY-WW/: returns.csv, "
+            "weekly_ohlc.csv (+meta), daily_ohlc.csv (+meta) and return_tensor.pt."
+        ),
+    )
+    p.add_argument("--start", required=True, help="first month YYYY-MM")
+    p.add_argument("--end", default=None, help="last month YYYY-MM (default: latest data)")
+    p.add_argument(
+        "--return-type",
+        choices=("simple", "log"),
+        default="simple",
+        help="simple: P_t/P_{t-1}-1; log: log P_t - log P_{t-1}",
+    )
+    p.add_argument(
+        "--assets",
+        default=None,
+        help="comma-separated assets, e.g. AAPL,MSFT (default: all in DATA_SOURCE)",
+    )
+    p.add_argument(
+        "--invalid-bars",
+        choices=("raise", "drop"),
+        default="raise",
+        help="bad bars: stop with an error, or drop them and write quarantine.csv",
+    )
+
+
+def _add_later(sub: argparse._SubParsersAction, name: str, help_text: str) -> None:
+    p = sub.add_parser(
+        name,
+        formatter_class=_Formatter,
+        help=help_text,
+        description=f"{help_text}. Not built yet: arrives with {LATER[name]}.",
+    )
+    if name == "simulation":
+        p.add_argument(
+            "--simulation-config", default="config/simulation.yml", help="simulation YAML"
+        )
+    if name == "data_processing":
+        p.add_argument("--preprocessor", default="identity", help="identity, zscore or pca")
+        p.add_argument(
+            "--preprocessor-arg",
+            action="append",
+            default=[],
+            metavar="K=V",
+            help="preprocessor argument (repeatable)",
+        )
+    if name == "feature_engineering":
+        p.add_argument("--group", action="append", default=None, help="feature group")
+        p.add_argument("--feature", action="append", default=None, help="feature key")
+    if name == "modeling":
+        p.add_argument("--model", default=None, help="registered model name")
+        p.add_argument("--guide", default=None, help="registered guide name")
+        p.add_argument("--input", default=None, help="prepared data folder")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full ``algotrader`` parser; no command runs the default pipeline."""
+    parser = argparse.ArgumentParser(
+        prog="algotrader",
+        formatter_class=_Formatter,
+        description=(
+            "Research workbench for systematic trading. With no command, runs the default "
+            "pipeline on the bundled real sample (or HISTORICAL_DATA_PROVIDER): download, "
+            "then data cleaning."
+        ),
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_later(sub, "wizard", "interactive command builder")
+    _add_historical(sub)
+    _add_data_cleaning(sub)
+    _add_later(sub, "data_processing", "run a preprocessor on the feature store")
+    _add_later(sub, "feature_engineering", "compute feature groups")
+    _add_later(sub, "modeling", "fit a Pyro model and write parameter summaries")
+    _add_later(sub, "simulation", "nested CV simulation")
+    _add_later(sub, "backtest", "outer walk-forward backtest of a configuration")
+    return parser
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from algo_trader.cli import commands
+
+    if args.command is None:
+        return commands.default_pipeline(args)
+    if args.command in LATER:
+        raise NotYetImplementedError(
+            f"'algotrader {args.command}' is not built yet; it arrives with {LATER[args.command]}"
+        )
+    handler: Handler = getattr(commands, args.command)
+    return handler(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``algotrader`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        from algo_trader.infrastructure.logging import configure_logging
+
+        configure_logging()
+        return _dispatch(args)
+    except NotYetImplementedError as err:
+        print(f"algotrader: {err}", file=sys.stderr)
+        return 3
+    except AlgoTraderError as err:
+        print(f"algotrader: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            "algotrader: interrupted; finished files are intact, re-run to complete",
+            file=sys.stderr,
+        )
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""OHLCV bars: the in-memory contract and the vectorized checks every input goes through.
+
+A bar frame is a ``pandas.DataFrame`` indexed by a tz-aware UTC ``DatetimeIndex`` named
+``timestamp`` with float64 columns ``open, high, low, close, volume`` (volume may be NaN
+when a source has none). :func:`find_bad_bars` checks a whole frame in a few array calls
+and reports every broken rule with the row it came from, so that a caller can either stop
+with a precise error or drop and quarantine the bad bars.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+from algo_trader.domain.errors import DataError
+
+PRICE_COLUMNS = ("open", "high", "low", "close")
+BAR_COLUMNS = (*PRICE_COLUMNS, "volume")
+
+
+@dataclass(frozen=True)
+class BadBar:
+    """One broken rule on one row: where, which rule, and the row's values."""
+
+    file: str
+    line: int
+    column: str
+    rule: str
+    value: str
+
+    def as_error(self) -> DataError:
+        return DataError(
+            self.rule, path=self.file, line=self.line, column=self.column, value=self.value
+        )
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def find_bad_bars(frame: pd.DataFrame, file: str, lines: np.ndarray) -> list[BadBar]:
+    """Check OHLC consistency of every row at once.
+
+    Parameters
+    ----------
+    frame
+        Bars with float columns ``open, high, low, close`` and optional ``volume``.
+    file
+        File the rows came from (used in the report).
+    lines
+        1-based line number in ``file`` of each row (same length as ``frame``).
+
+    Returns
+    -------
+    list of BadBar
+        Empty when every row is valid. Rules: missing or non-finite price, non-positive
+        price, ``high < low``, ``open``/``close`` outside ``[low, high]``, negative or
+        non-finite volume.
+    """
+    prices = frame.loc[:, list(PRICE_COLUMNS)].to_numpy(dtype=np.float64)
+    bad: list[BadBar] = []
+
+    def report(mask: np.ndarray, column: str, rule: str, values: np.ndarray) -> None:
+        for i in np.flatnonzero(mask):
+            bad.append(BadBar(file, int(lines[i]), column, rule, repr(values[i])))
+
+    finite = np.isfinite(prices)
+    for j, name in enumerate(PRICE_COLUMNS):
+        report(~finite[:, j], name, "price is missing, NaN or infinite", prices[:, j])
+        report(finite[:, j] & (prices[:, j] <= 0), name, "price must be > 0", prices[:, j])
+    o, h, lo, c = (prices[:, j] for j in range(4))
+    all_ok = finite.all(axis=1) & (prices > 0).all(axis=1)
+    span = np.char.add(np.char.add(lo.astype(str), ".."), h.astype(str))
+    report(all_ok & (h < lo), "high", "high is below low", np.char.add(h.astype(str), " < low"))
+    ok_range = all_ok & (h >= lo)
+    report(
+        ok_range & ((o < lo) | (o > h)),
+        "open",
+        "open outside [low, high]",
+        np.char.add(np.char.add(o.astype(str), " not in "), span),
+    )
+    report(
+        ok_range & ((c < lo) | (c > h)),
+        "close",
+        "close outside [low, high]",
+        np.char.add(np.char.add(c.astype(str), " not in "), span),
+    )
+    if "volume" in frame:
+        vol = frame["volume"].to_numpy(dtype=np.float64)
+        report(np.isinf(vol) | (vol < 0), "volume", "volume must be finite and >= 0", vol)
+    bad.sort(key=lambda b: (b.line, b.column))
+    return bad
