@@ -2,7 +2,8 @@
 
 Months run newest to oldest so that a provider paging backward (IB) asks for adjacent
 windows. A month before the current one that was written completely on an earlier run
-(``last_complete_month`` in ``_meta.json`` covers it and its file exists) is skipped; the
+(``last_complete_month`` in ``_meta.json`` covers it and its file exists, or it is listed in
+``empty_months``) is skipped; the
 current month is always refreshed. The loop stops at the provider's first month (IB's head
 timestamp) or the requested start, never at the first empty answer.
 """
@@ -66,11 +67,14 @@ async def _download_asset(
     meta = store.read_meta(asset.name)
     done = meta.get("last_complete_month")
     done_until = Month.parse(done) if done else None
-    written, skipped, empty = [], [], []
+    known_empty = set(meta.get("empty_months", []))
+    written: list[str] = []
+    skipped: list[str] = []
+    empty: list[str] = []
     newest = months[0] if months else None
     for month in months:
-        path = store.month_path(asset.name, month)
-        if month != newest and done_until is not None and month <= done_until and path.exists():
+        on_disk = store.month_path(asset.name, month).exists() or str(month) in known_empty
+        if month != newest and done_until is not None and month <= done_until and on_disk:
             skipped.append(str(month))
         else:
             bars = await provider.fetch_month(asset, month)
@@ -90,6 +94,7 @@ async def _download_asset(
                 **provider.metadata(asset),
                 "first_month": str(months[-1]),
                 "last_complete_month": str(newest.prev()),
+                "empty_months": sorted((known_empty | set(empty)) - set(written)),
             },
         )
 

@@ -38,14 +38,17 @@ def latest_week_dir(root: str | Path, must_contain: str | None = None) -> Path:
     """
     base = Path(root)
     found = sorted(
-        p for p in (base.iterdir() if base.is_dir() else [])
-        if p.is_dir() and WEEK_DIR.match(p.name)
+        p
+        for p in (base.iterdir() if base.is_dir() else [])
+        if p.is_dir()
+        and WEEK_DIR.match(p.name)
         and (must_contain is None or (p / must_contain).exists())
     )
     if not found:
         wanted = f" containing {must_contain}" if must_contain else ""
-        raise DataError(f"no YYYY-WW output folder{wanted}; run the previous stage first",
-                        path=base)
+        raise DataError(
+            f"no YYYY-WW output folder{wanted}; run the previous stage first", path=base
+        )
     return found[-1]
 
 
