@@ -99,3 +99,13 @@ def default_pipeline(args: argparse.Namespace) -> int:
     start = min(months, key=lambda m: (m.year, m.month))
     _data_cleaning(settings, start, None, "simple", None, "raise")
     return 0
+
+
+def data_processing(args: argparse.Namespace) -> int:
+    from algo_trader.application.data_processing.run import run_data_processing
+
+    result = run_data_processing(load_settings(), args.preprocessor, args.preprocessor_arg)
+    console.print(f"data_processing: outputs in {result.out_dir}")
+    for line in result.summary_lines():
+        console.print(f"  {line}")
+    return 0

@@ -14,7 +14,6 @@ logger = logging.getLogger("algo_trader.cli")
 Handler = Callable[[argparse.Namespace], int]
 
 LATER = {
-    "data_processing": "issue #3 (feature engineering and data processing)",
     "feature_engineering": "issue #3 (feature engineering and data processing)",
     "simulation": "issue #4 (simulation engine)",
     "modeling": "issue #5 (modeling)",
@@ -103,6 +102,29 @@ def _add_data_cleaning(sub: argparse._SubParsersAction) -> None:
     )
 
 
+def _add_data_processing(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "data_processing",
+        formatter_class=_Formatter,
+        help="run a preprocessor (identity, zscore, pca) on the latest weekly returns",
+        description=(
+            "Read the latest DATA_LAKE_SOURCE/YYYY-WW/returns.csv and write "
+            "FEATURE_STORE_SOURCE/<preprocessor>/<pipeline>/YYYY-WW/. Args: identity: "
+            "copy=true|false; zscore: start_date/end_date=YYYY-MM-DD, missing=zero|drop; "
+            "pca: k=N or variance=V plus the zscore keys; every preprocessor: "
+            "pipeline=NAME (default debug)."
+        ),
+    )
+    p.add_argument("--preprocessor", default="identity", help="identity, zscore or pca")
+    p.add_argument(
+        "--preprocessor-arg",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="preprocessor argument key=value (repeatable)",
+    )
+
+
 def _add_later(sub: argparse._SubParsersAction, name: str, help_text: str) -> None:
     p = sub.add_parser(
         name,
@@ -147,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_later(sub, "wizard", "interactive command builder")
     _add_historical(sub)
     _add_data_cleaning(sub)
-    _add_later(sub, "data_processing", "run a preprocessor on the feature store")
+    _add_data_processing(sub)
     _add_later(sub, "feature_engineering", "compute feature groups")
     _add_later(sub, "modeling", "fit a Pyro model and write parameter summaries")
     _add_later(sub, "simulation", "nested CV simulation")

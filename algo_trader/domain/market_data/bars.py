@@ -9,6 +9,7 @@ with a precise error or drop and quarantine the bad bars.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -61,33 +62,36 @@ def find_bad_bars(frame: pd.DataFrame, file: str, lines: np.ndarray) -> list[Bad
     prices = frame.loc[:, list(PRICE_COLUMNS)].to_numpy(dtype=np.float64)
     bad: list[BadBar] = []
 
-    def report(mask: np.ndarray, column: str, rule: str, values: np.ndarray) -> None:
+    def report(mask: np.ndarray, column: str, rule: str, values: Callable[[int], str]) -> None:
+        # Values are formatted only for bad rows: formatting every row costs more than parsing.
         for i in np.flatnonzero(mask):
-            bad.append(BadBar(file, int(lines[i]), column, rule, repr(values[i])))
+            bad.append(BadBar(file, int(lines[i]), column, rule, values(int(i))))
 
     finite = np.isfinite(prices)
-    for j, name in enumerate(PRICE_COLUMNS):
-        report(~finite[:, j], name, "price is missing, NaN or infinite", prices[:, j])
-        report(finite[:, j] & (prices[:, j] <= 0), name, "price must be > 0", prices[:, j])
     o, h, lo, c = (prices[:, j] for j in range(4))
+    for j, name in enumerate(PRICE_COLUMNS):
+        col = prices[:, j]
+        report(
+            ~finite[:, j], name, "price is missing, NaN or infinite", lambda i, col=col: str(col[i])
+        )
+        report(finite[:, j] & (col <= 0), name, "price must be > 0", lambda i, col=col: str(col[i]))
     all_ok = finite.all(axis=1) & (prices > 0).all(axis=1)
-    span = np.char.add(np.char.add(lo.astype(str), ".."), h.astype(str))
-    report(all_ok & (h < lo), "high", "high is below low", np.char.add(h.astype(str), " < low"))
+    report(all_ok & (h < lo), "high", "high is below low", lambda i: f"{h[i]} < low")
     ok_range = all_ok & (h >= lo)
-    report(
-        ok_range & ((o < lo) | (o > h)),
-        "open",
-        "open outside [low, high]",
-        np.char.add(np.char.add(o.astype(str), " not in "), span),
-    )
-    report(
-        ok_range & ((c < lo) | (c > h)),
-        "close",
-        "close outside [low, high]",
-        np.char.add(np.char.add(c.astype(str), " not in "), span),
-    )
+    for name, x in (("open", o), ("close", c)):
+        report(
+            ok_range & ((x < lo) | (x > h)),
+            name,
+            f"{name} outside [low, high]",
+            lambda i, x=x: f"{x[i]} not in {lo[i]}..{h[i]}",
+        )
     if "volume" in frame:
         vol = frame["volume"].to_numpy(dtype=np.float64)
-        report(np.isinf(vol) | (vol < 0), "volume", "volume must be finite and >= 0", vol)
+        report(
+            np.isinf(vol) | (vol < 0),
+            "volume",
+            "volume must be finite and >= 0",
+            lambda i: str(vol[i]),
+        )
     bad.sort(key=lambda b: (b.line, b.column))
     return bad

@@ -66,7 +66,8 @@ def tensor_payload(
     features: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Build the tensor-file dict; the mask is exactly ``isnan(values)``."""
-    arr = np.ascontiguousarray(values)
+    # A private contiguous copy: pandas 3 hands out read-only views, which torch refuses to wrap.
+    arr = np.array(values, order="C", copy=True)
     payload: dict[str, Any] = {
         "values": torch.from_numpy(arr),
         "timestamps": timestamps_ns(index),
