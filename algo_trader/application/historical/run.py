@@ -36,10 +36,9 @@ def start_from_duration(duration: str, now: pd.Timestamp) -> Month:
     """Oldest month an IB-style duration (``'2 Y'``, ``'6 M'``, ``'10 D'``) reaches back to."""
     count, unit = duration.split()
     if unit in _UNIT_MONTHS:
-        back = pd.DateOffset(months=int(count) * _UNIT_MONTHS[unit])
-    else:
-        back = pd.Timedelta(int(count), unit={"W": "W", "D": "D", "S": "s"}[unit])
-    return Month.of(now - back)
+        return Month.of(now - pd.DateOffset(months=int(count) * _UNIT_MONTHS[unit]))
+    seconds = int(count) * {"W": 604_800, "D": 86_400, "S": 1}[unit]
+    return Month.of(now - pd.Timedelta(seconds=seconds))
 
 
 def _build_provider(

@@ -9,7 +9,6 @@ with a precise error or drop and quarantine the bad bars.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -62,36 +61,28 @@ def find_bad_bars(frame: pd.DataFrame, file: str, lines: np.ndarray) -> list[Bad
     prices = frame.loc[:, list(PRICE_COLUMNS)].to_numpy(dtype=np.float64)
     bad: list[BadBar] = []
 
-    def report(mask: np.ndarray, column: str, rule: str, values: Callable[[int], str]) -> None:
+    def report(mask: np.ndarray, column: str, rule: str, template: str, **cols: np.ndarray) -> None:
         # Values are formatted only for bad rows: formatting every row costs more than parsing.
         for i in np.flatnonzero(mask):
-            bad.append(BadBar(file, int(lines[i]), column, rule, values(int(i))))
+            text = template.format(**{k: v[i] for k, v in cols.items()})
+            bad.append(BadBar(file, int(lines[i]), column, rule, text))
 
     finite = np.isfinite(prices)
     o, h, lo, c = (prices[:, j] for j in range(4))
     for j, name in enumerate(PRICE_COLUMNS):
         col = prices[:, j]
-        report(
-            ~finite[:, j], name, "price is missing, NaN or infinite", lambda i, col=col: str(col[i])
-        )
-        report(finite[:, j] & (col <= 0), name, "price must be > 0", lambda i, col=col: str(col[i]))
+        report(~finite[:, j], name, "price is missing, NaN or infinite", "{v}", v=col)
+        report(finite[:, j] & (col <= 0), name, "price must be > 0", "{v}", v=col)
     all_ok = finite.all(axis=1) & (prices > 0).all(axis=1)
-    report(all_ok & (h < lo), "high", "high is below low", lambda i: f"{h[i]} < low")
+    report(all_ok & (h < lo), "high", "high is below low", "{h} < low", h=h)
     ok_range = all_ok & (h >= lo)
     for name, x in (("open", o), ("close", c)):
+        outside = ok_range & ((x < lo) | (x > h))
         report(
-            ok_range & ((x < lo) | (x > h)),
-            name,
-            f"{name} outside [low, high]",
-            lambda i, x=x: f"{x[i]} not in {lo[i]}..{h[i]}",
+            outside, name, f"{name} outside [low, high]", "{x} not in {lo}..{h}", x=x, lo=lo, h=h
         )
     if "volume" in frame:
         vol = frame["volume"].to_numpy(dtype=np.float64)
-        report(
-            np.isinf(vol) | (vol < 0),
-            "volume",
-            "volume must be finite and >= 0",
-            lambda i: str(vol[i]),
-        )
+        report(np.isinf(vol) | (vol < 0), "volume", "volume must be finite and >= 0", "{v}", v=vol)
     bad.sort(key=lambda b: (b.line, b.column))
     return bad

@@ -40,7 +40,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             tmp.unlink()
 
 
-def atomic_write(path: str | Path, writer: Callable[[IO[str]], None]) -> None:
+def atomic_write(path: str | Path, writer: Callable[[IO[str]], object]) -> None:
     """Write text through ``writer(handle)`` atomically."""
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as handle:
         writer(handle)
