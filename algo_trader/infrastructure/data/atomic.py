@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import IO, Any
 
 import pandas as pd
-import torch
 
 UTC_FORMAT = "%Y-%m-%dT%H:%M:%S+00:00"
 """strftime format of every timestamp the project writes (values are always UTC)."""
@@ -76,10 +75,14 @@ def write_csv(path: str | Path, frame: pd.DataFrame, **kwargs: Any) -> None:
 
 def save_tensor(path: str | Path, payload: dict[str, Any]) -> None:
     """``torch.save`` a plain dict (no pickled classes) atomically."""
+    import torch  # lazily: importing torch costs seconds, and most writers never need it
+
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
 
 def load_tensor(path: str | Path) -> dict[str, Any]:
     """Load a tensor file written by :func:`save_tensor` with ``weights_only=True``."""
+    import torch
+
     return torch.load(Path(path), weights_only=True)
