@@ -44,7 +44,9 @@ StrictLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_12, list("-
 
 
 def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
-    return int(str(loader.construct_scalar(node)), 0)
+    text = str(loader.construct_scalar(node)).replace("_", "")
+    # YAML 1.2: a leading zero is decimal (0123 == 123); only 0o / 0x change the base.
+    return int(text, 0) if text.lstrip("+-").startswith(("0o", "0x")) else int(text, 10)
 
 
 def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
