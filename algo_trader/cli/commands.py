@@ -109,3 +109,13 @@ def data_processing(args: argparse.Namespace) -> int:
     for line in result.summary_lines():
         console.print(f"  {line}")
     return 0
+
+
+def simulation(args: argparse.Namespace) -> int:
+    from algo_trader.application.simulation.runner import run_simulation
+
+    result = run_simulation(load_settings(), Path(args.simulation_config))
+    console.print(f"simulation: outputs in {result.out_dir}")
+    for line in result.summary_lines():
+        console.print(f"  {line}")
+    return 0

@@ -15,7 +15,6 @@ Handler = Callable[[argparse.Namespace], int]
 
 LATER = {
     "feature_engineering": "issue #3 (feature engineering and data processing)",
-    "simulation": "issue #4 (simulation engine)",
     "modeling": "issue #5 (modeling)",
     "backtest": "issue #7 (outer walk-forward and backtest)",
     "wizard": "issue #9 (wizard, report, docs)",
@@ -125,6 +124,24 @@ def _add_data_processing(sub: argparse._SubParsersAction) -> None:
     )
 
 
+def _add_simulation(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "simulation",
+        formatter_class=_Formatter,
+        help="nested CV simulation (outer walk-forward, inner CPCV)",
+        description=(
+            "Build the panel from the latest feature store and data lake, the CV structure and "
+            "the candidates, then run the inner CPCV and the outer walk-forward as far as "
+            "simulation_mode / stop_after say. Outputs: SIMULATION_SOURCE/<label>/."
+        ),
+    )
+    p.add_argument(
+        "--simulation-config",
+        default="config/simulation.yml",
+        help="simulation YAML (see config/simulation.yml)",
+    )
+
+
 def _add_later(sub: argparse._SubParsersAction, name: str, help_text: str) -> None:
     p = sub.add_parser(
         name,
@@ -132,19 +149,6 @@ def _add_later(sub: argparse._SubParsersAction, name: str, help_text: str) -> No
         help=help_text,
         description=f"{help_text}. Not built yet: arrives with {LATER[name]}.",
     )
-    if name == "simulation":
-        p.add_argument(
-            "--simulation-config", default="config/simulation.yml", help="simulation YAML"
-        )
-    if name == "data_processing":
-        p.add_argument("--preprocessor", default="identity", help="identity, zscore or pca")
-        p.add_argument(
-            "--preprocessor-arg",
-            action="append",
-            default=[],
-            metavar="K=V",
-            help="preprocessor argument (repeatable)",
-        )
     if name == "feature_engineering":
         p.add_argument("--group", action="append", default=None, help="feature group")
         p.add_argument("--feature", action="append", default=None, help="feature key")
@@ -172,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_processing(sub)
     _add_later(sub, "feature_engineering", "compute feature groups")
     _add_later(sub, "modeling", "fit a Pyro model and write parameter summaries")
-    _add_later(sub, "simulation", "nested CV simulation")
+    _add_simulation(sub)
     _add_later(sub, "backtest", "outer walk-forward backtest of a configuration")
     return parser
 

@@ -1,0 +1,583 @@
+"""``algotrader simulation``: the nested-CV simulation, phase by phase.
+
+Phases, in order (each writes its artifacts under ``SIMULATION_SOURCE/<label>/``):
+
+1. ``inputs``: the ``feature_store_panel`` -> ``inputs/panel_tensor.pt`` (reused if present);
+2. ``cv``: groups, outer folds, inner CPCV splits -> ``cv/cv_structure.json``,
+   ``cv/timestamps_cv.csv``, ``cv/candidates.json``;
+3. ``inner``: optional prebuild (``artifacts/prebuild/prebuild.json``), then every candidate
+   on every inner split of each outer fold; the best per fold by the inner objective ->
+   ``inner/outer_<k>/{scores.json, best_config.json}``,
+   ``preprocessing/outer_<k>/inner_splits.json``;
+4. ``outer``: weekly walk-forward of each fold's best candidate ->
+   ``outer/outer_<k>/{pnl.csv, weights.csv, metrics.json}``,
+   ``preprocessing/outer_<k>/outer_cleaning.json``;
+5. ``results``: ``cv/summary.json`` and ``outer/pnl.csv`` (all folds).
+
+``run_manifest.json`` is written last by every run. ``stop_after`` sets the last phase and
+wins over ``simulation_mode``; without it ``dry_run`` stops after ``cv`` and the other modes
+run every phase. ``simulation_mode`` sets the work inside the phases: ``stub`` and ``full``
+use their hooks; ``dry_run`` calls no hook, so an inner/outer phase it is asked to reach
+writes its plan (splits, candidates, seeds, test weeks) instead of results.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from algo_trader.application.simulation.candidates import (
+    Candidates,
+    candidates_payload,
+    generate_candidates,
+)
+from algo_trader.application.simulation.cv_groups import (
+    InnerSplit,
+    OuterFold,
+    build_equal_groups,
+    cv_structure_payload,
+    index_runs,
+    make_cpcv_splits,
+    make_outer_folds,
+    timestamps_cv_frame,
+    validate_cv,
+)
+from algo_trader.application.simulation.hooks import Hooks, cost_spec, full_hooks, stub_hooks
+from algo_trader.application.simulation.inner_objective import (
+    CandidateScore,
+    Stream,
+    best_candidate,
+    derive_seed,
+    make_inner_objective,
+    prepare_split,
+)
+from algo_trader.application.simulation.manifest import manifest_payload, utc_now, write_manifest
+from algo_trader.application.simulation.outer_walk_forward import (
+    OuterResult,
+    evaluate_outer_walk_forward,
+)
+from algo_trader.application.simulation.panel import (
+    Panel,
+    PanelLoad,
+    feature_week_dir,
+    save_panel,
+    sha256_file,
+    store_roots,
+)
+from algo_trader.application.simulation.prebuild import run_prebuild
+from algo_trader.application.simulation.registry import DATASET_LOADERS, FEATURE_STORE_PANEL
+from algo_trader.domain.errors import ConfigError, DataError, NotYetImplementedError
+from algo_trader.domain.simulation.config import (
+    SimulationConfig,
+    load_simulation_config,
+    with_overrides,
+)
+from algo_trader.infrastructure.data.atomic import write_csv, write_json
+from algo_trader.infrastructure.env import Settings
+from algo_trader.infrastructure.progress import progress_bar
+
+logger = logging.getLogger(__name__)
+
+PHASES = ("inputs", "cv", "inner", "outer", "results")
+MIN_TRAIN_SAMPLES = 8
+"""Fewest training weeks an outer fold or inner split may keep after purge and embargo."""
+# Folders and files of a previous run in the same output folder that this run rewrites;
+# they are removed first so that the folder never mixes two runs (inputs/ is reused).
+_RUN_OUTPUTS = ("cv", "inner", "outer", "preprocessing", "artifacts", "run_manifest.json")
+
+
+@dataclass(frozen=True, eq=False)
+class CVStructure:
+    """Groups, outer folds and inner splits of one panel."""
+
+    groups: list[np.ndarray]
+    folds: list[OuterFold]
+    splits: dict[int, list[InnerSplit]]
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    """What a run did and where it wrote (``summary_lines`` for the CLI)."""
+
+    out_dir: Path
+    mode: str
+    stopped_after: str
+    reused_inputs: bool
+    panel_shape: tuple[int, int, int]
+    n_folds: int = 0
+    n_candidates: int = 0
+    hooks: str | None = None
+    best: dict[int, str] = field(default_factory=dict)
+    summary: dict[str, Any] | None = None
+
+    def summary_lines(self) -> list[str]:
+        """Short human-readable lines for the CLI."""
+        t, a, f = self.panel_shape
+        reuse = " (reused)" if self.reused_inputs else ""
+        lines = [
+            f"simulation ({self.mode}, stopped after {self.stopped_after}) -> {self.out_dir}",
+            f"inputs: {t} weeks x {a} assets x {f} features{reuse}",
+        ]
+        if self.n_folds:
+            lines.append(f"cv: {self.n_folds} outer folds, {self.n_candidates} candidates")
+        if self.best:
+            picks = ", ".join(f"outer_{k}: {c}" for k, c in self.best.items())
+            lines.append(f"best candidate ({self.hooks} hooks): {picks}")
+        overall = (self.summary or {}).get("overall") or {}
+        if "total_net" in overall:
+            lines.append(
+                f"outer: {overall['n_weeks']} weeks, net {overall['total_net']:.6g} "
+                f"(cost {overall['total_cost']:.6g}, target units)"
+            )
+        return lines
+
+
+def last_phase(config: SimulationConfig) -> str:
+    """The phase the run stops after: ``stop_after`` if set, else by ``simulation_mode``."""
+    if config.stop_after is not None:
+        return config.stop_after
+    return "cv" if config.simulation_mode == "dry_run" else "results"
+
+
+def _reaches(last: str, phase: str) -> bool:
+    return PHASES.index(last) >= PHASES.index(phase)
+
+
+def _check_built(config: SimulationConfig, last: str) -> None:
+    """Refuse, before any work, settings whose implementation a later issue brings."""
+    unbuilt = [
+        (config.tuning.engine == "ray", "tuning.engine: ray", "#8", "set tuning.engine: local"),
+        (
+            config.model_selection.enable,
+            "model_selection.enable: true",
+            "#6",
+            "set model_selection.enable: false",
+        ),
+        (
+            config.diagnostics.fan_charts.enable and _reaches(last, "outer"),
+            "diagnostics.fan_charts.enable: true",
+            "#6",
+            "set diagnostics.fan_charts.enable: false",
+        ),
+    ]
+    for active, setting, issue, fix in unbuilt:
+        if active:
+            raise NotYetImplementedError(
+                f"{setting} is not built yet (it arrives with issue {issue}); {fix}"
+            )
+
+
+def resolve_hooks(config: SimulationConfig, last: str) -> Hooks | None:
+    """The hooks the run needs (None if it calls none); fails before any work.
+
+    Raises
+    ------
+    NotYetImplementedError
+        ``full`` mode reaching the inner loop (the model arrives with issue #5), or a
+        setting a later issue builds (Ray engine, model selection, fan charts).
+    """
+    if not _reaches(last, "inner") or config.simulation_mode == "dry_run":
+        return None
+    _check_built(config, last)
+    return stub_hooks() if config.simulation_mode == "stub" else full_hooks()
+
+
+def check_horizon(config: SimulationConfig) -> None:
+    """Purge and embargo assume ``cv.horizon`` covers the label: ``y[t]`` ends at ``t + shift``.
+
+    Raises
+    ------
+    ConfigError
+        ``cv.horizon`` below ``data.dataset_params.target_shift``.
+    """
+    shift = config.data.dataset_params.target_shift
+    if config.cv.horizon < shift:
+        raise ConfigError(
+            f"cv.horizon: {config.cv.horizon} is below data.dataset_params.target_shift "
+            f"({shift}); labels reach {shift} weeks ahead, so purging by a shorter horizon "
+            f"would leak; set cv.horizon >= {shift}"
+        )
+
+
+def output_dir(settings: Settings, config: SimulationConfig) -> Path:
+    """``SIMULATION_SOURCE/<label>``; the label defaults to the latest feature-store week."""
+    label = config.data.simulation_output_path
+    if label is None:
+        feature_store, _ = store_roots(settings, config.data.dataset_params)
+        label = feature_week_dir(feature_store).name
+    return settings.simulation_source / label
+
+
+def build_cv(config: SimulationConfig, n_samples: int) -> CVStructure:
+    """Validate the CV config against the panel length, then build the structure.
+
+    Raises
+    ------
+    ConfigError
+        From ``validate_cv`` / ``outer.select`` with the parameters and numbers.
+    """
+    cv = config.cv
+    groups = build_equal_groups(n_samples, cv.warmup_len, cv.group_len)
+    outer_ids = config.outer.select(len(groups), cv.q)
+    validate_cv(
+        n_samples,
+        warmup_len=cv.warmup_len,
+        group_len=cv.group_len,
+        horizon=cv.horizon,
+        embargo_len=cv.embargo_len,
+        q=cv.q,
+        max_inner_combos=cv.max_inner_combos,
+        exclude_warmup=cv.exclude_warmup,
+        outer_test_groups=outer_ids,
+        min_train_samples=MIN_TRAIN_SAMPLES,
+    )
+    folds = make_outer_folds(n_samples, groups, cv.warmup_len, cv.exclude_warmup, outer_ids)
+    splits = {
+        fold.k: make_cpcv_splits(
+            fold,
+            groups,
+            cv.warmup_len,
+            cv.exclude_warmup,
+            cv.q,
+            cv.horizon,
+            cv.embargo_len,
+            cv.max_inner_combos,
+        )
+        for fold in folds
+    }
+    return CVStructure(groups, folds, splits)
+
+
+def _clear_previous_run(out_dir: Path) -> None:
+    for name in _RUN_OUTPUTS:
+        path = out_dir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def write_cv(
+    out_dir: Path, panel: Panel, cv: CVStructure, config: SimulationConfig, candidates: Candidates
+) -> None:
+    """``cv/cv_structure.json``, ``cv/timestamps_cv.csv`` and ``cv/candidates.json``."""
+    params = config.cv.model_dump(mode="json")
+    write_json(
+        out_dir / "cv" / "cv_structure.json",
+        cv_structure_payload(
+            panel.index,
+            cv.groups,
+            cv.folds,
+            cv.splits,
+            warmup_len=config.cv.warmup_len,
+            q=config.cv.q,
+            params=params,
+        ),
+    )
+    frame = timestamps_cv_frame(panel.index, cv.groups, cv.folds, warmup_len=config.cv.warmup_len)
+    write_csv(out_dir / "cv" / "timestamps_cv.csv", frame, index=False)
+    write_json(out_dir / "cv" / "candidates.json", candidates_payload(candidates))
+
+
+@dataclass
+class _Run:
+    """State shared by the phases of one run."""
+
+    out_dir: Path
+    config: SimulationConfig
+    panel: Panel
+    cv: CVStructure | None
+    candidates: Candidates
+    hooks: Hooks | None
+    seeds: dict[str, Any] = field(default_factory=dict)
+    phases: list[str] = field(default_factory=lambda: ["inputs"])
+    best: dict[int, CandidateScore] = field(default_factory=dict)
+    outer: dict[int, OuterResult] = field(default_factory=dict)
+    summary: dict[str, Any] | None = None
+
+    @property
+    def structure(self) -> CVStructure:
+        """The CV structure (phases after ``cv`` only run when it exists)."""
+        assert self.cv is not None
+        return self.cv
+
+
+def _fold_dir(run: _Run, phase: str, k: int) -> Path:
+    return run.out_dir / phase / f"outer_{k}"
+
+
+def _plan_inner(run: _Run, fold: OuterFold) -> None:
+    """dry_run: the fits the inner loop would run, with their seeds (no hook is called)."""
+    splits = run.structure.splits[fold.k]
+    seeds = {
+        cid: {
+            str(s.split_id): derive_seed(
+                run.config.cv.seed, Stream.INNER_FIT, fold.k, s.split_id, i
+            )
+            for s in splits
+        }
+        for i, cid in enumerate(run.candidates)
+    }
+    run.seeds.setdefault("inner", {})[f"outer_{fold.k}"] = seeds
+    write_json(
+        _fold_dir(run, "inner", fold.k) / "plan.json",
+        {
+            "split_ids": [s.split_id for s in splits],
+            "candidate_ids": list(run.candidates),
+            "seeds": seeds,
+        },
+    )
+
+
+def _inner_fold(run: _Run, fold: OuterFold, hooks: Hooks) -> None:
+    """Score every candidate on the fold's inner splits and keep the best."""
+    prepared = [
+        prepare_split(run.panel, s, run.config, fold.k) for s in run.structure.splits[fold.k]
+    ]
+    write_json(
+        run.out_dir / "preprocessing" / f"outer_{fold.k}" / "inner_splits.json",
+        {str(p.split.split_id): {"kept": p.kept, "dropped": p.dropped} for p in prepared},
+    )
+    total = len(prepared) * len(run.candidates)
+    with progress_bar(f"inner outer_{fold.k}", total) as tracker:
+        objective = make_inner_objective(fold.k, prepared, run.config, hooks, tracker.advance)
+        results = [
+            objective(i, cid, params) for i, (cid, params) in enumerate(run.candidates.items())
+        ]
+    best = best_candidate(results)
+    run.seeds.setdefault("inner", {})[f"outer_{fold.k}"] = {
+        r.candidate_id: {str(k): v for k, v in r.seeds.items()} for r in results
+    }
+    folder = _fold_dir(run, "inner", fold.k)
+    write_json(
+        folder / "scores.json",
+        {
+            "hooks": hooks.name,
+            "aggregate": run.config.tuning.aggregate,
+            "candidates": {r.candidate_id: r.payload() for r in results},
+            "best_candidate_id": None if best is None else best.candidate_id,
+        },
+    )
+    if best is None:
+        raise DataError(
+            f"outer fold {fold.k}: no candidate has a finite inner score (every inner test "
+            "split lacks observed targets, or every trial failed)",
+            path=folder / "scores.json",
+        )
+    run.best[fold.k] = best
+    write_json(
+        folder / "best_config.json",
+        {
+            "candidate_id": best.candidate_id,
+            "params": best.params,
+            "objective": best.objective,
+            "config": with_overrides(run.config, best.params).model_dump(mode="json"),
+        },
+    )
+
+
+def run_inner(run: _Run) -> None:
+    """Phase ``inner``: prebuild, then the inner loop of every outer fold."""
+    hooks = run.hooks
+    if hooks is None:
+        for fold in run.structure.folds:
+            _plan_inner(run, fold)
+        return
+    run.config = run_prebuild(run.config, run.panel, run.structure.folds, run.out_dir)
+    if run.config.model.prebuild.enabled:
+        run.seeds["prebuild"] = derive_seed(run.config.cv.seed, Stream.PREBUILD)
+    for fold in run.structure.folds:
+        _inner_fold(run, fold, hooks)
+
+
+def _write_outer(run: _Run, result: OuterResult, candidate_id: str) -> None:
+    folder = _fold_dir(run, "outer", result.k)
+    write_csv(folder / "pnl.csv", result.pnl.rename_axis("timestamp"))
+    write_csv(folder / "weights.csv", result.weights.rename_axis("timestamp"))
+    write_json(folder / "metrics.json", {**result.metrics(), "candidate_id": candidate_id})
+    write_json(
+        run.out_dir / "preprocessing" / f"outer_{result.k}" / "outer_cleaning.json",
+        {"kept": result.kept, "dropped": result.dropped},
+    )
+
+
+def run_outer(run: _Run) -> None:
+    """Phase ``outer``: the weekly walk-forward of each fold's best candidate."""
+    hooks = run.hooks
+    if hooks is None:
+        for fold in run.structure.folds:
+            write_json(
+                _fold_dir(run, "outer", fold.k) / "plan.json",
+                {"test_rows": index_runs(fold.test_idx), "n_weeks": int(fold.test_idx.size)},
+            )
+        return
+    params = run.config.data.dataset_params
+    costs = cost_spec(run.config.cost, run.panel.assets, params.target_scale)
+    total = sum(int(f.test_idx.size) for f in run.structure.folds)
+    with progress_bar("outer walk-forward", total) as tracker:
+        for fold in run.structure.folds:
+            best = run.best[fold.k]
+            config = with_overrides(run.config, best.params)
+            result = evaluate_outer_walk_forward(run.panel, fold, config, hooks, costs, tracker)
+            run.outer[fold.k] = result
+            run.seeds.setdefault("outer", {})[f"outer_{fold.k}"] = result.seeds
+            _write_outer(run, result, best.candidate_id)
+
+
+def summary_payload(run: _Run) -> dict[str, Any]:
+    """``cv/summary.json``: per fold the chosen candidate, inner objective and outer result."""
+    folds = []
+    for fold in run.structure.folds:
+        entry: dict[str, Any] = {"k": fold.k, "n_inner_splits": len(run.structure.splits[fold.k])}
+        if fold.k in run.best:
+            best = run.best[fold.k]
+            entry.update(
+                best_candidate_id=best.candidate_id,
+                inner_objective=best.objective,
+                inner_std=best.std,
+            )
+        if fold.k in run.outer:
+            entry["outer"] = run.outer[fold.k].metrics()
+        folds.append(entry)
+    overall: dict[str, Any] = {}
+    if run.outer:
+        pnl = pd.concat([r.pnl for r in run.outer.values()])
+        net = pnl["net"].to_numpy()
+        overall = {
+            "n_weeks": int(net.size),
+            "total_gross": float(pnl["gross"].sum()),
+            "total_cost": float(pnl["cost"].sum()),
+            "total_net": float(net.sum()),
+            "mean_net": float(net.mean()),
+            "std_net": float(net.std()),
+        }
+    return {
+        "mode": run.config.simulation_mode,
+        "hooks": None if run.hooks is None else run.hooks.name,
+        "units": "returns x data.dataset_params.target_scale",
+        "n_samples": int(run.panel.X.shape[0]),
+        "n_candidates": len(run.candidates),
+        "folds": folds,
+        "overall": overall,
+    }
+
+
+def run_results(run: _Run) -> dict[str, Any]:
+    """Phase ``results``: ``cv/summary.json`` and the all-fold ``outer/pnl.csv``."""
+    summary = summary_payload(run)
+    if run.outer:
+        frames = [r.pnl.assign(outer_fold=k) for k, r in run.outer.items()]
+        write_csv(run.out_dir / "outer" / "pnl.csv", pd.concat(frames).rename_axis("timestamp"))
+    write_json(run.out_dir / "cv" / "summary.json", summary)
+    return summary
+
+
+def _load_inputs(settings: Settings, config: SimulationConfig) -> tuple[PanelLoad, Path]:
+    out_dir = output_dir(settings, config)
+    loader = DATASET_LOADERS.get(FEATURE_STORE_PANEL)
+    return loader(settings, config.data.dataset_params, out_dir), out_dir
+
+
+def _run_phases(run: _Run, cv: CVStructure, last: str) -> None:
+    """Phases ``cv`` .. ``last`` (``inputs`` is done by the caller)."""
+    write_cv(run.out_dir, run.panel, cv, run.config, run.candidates)
+    run.phases.append("cv")
+    for phase, step in (("inner", run_inner), ("outer", run_outer)):
+        if _reaches(last, phase):
+            step(run)
+            run.phases.append(phase)
+    if _reaches(last, "results"):
+        run.summary = run_results(run)
+        run.phases.append("results")
+
+
+def _write_run_manifest(
+    run: _Run, loaded: PanelLoad, config_path: Path, last: str, started: str
+) -> None:
+    inputs = {
+        **run.panel.sources,
+        "panel": {"path": str(loaded.path), "sha256": sha256_file(loaded.path)},
+        "config": {"path": str(config_path), "sha256": sha256_file(config_path)},
+    }
+    write_manifest(
+        run.out_dir,
+        manifest_payload(
+            config=run.config.model_dump(mode="json"),
+            config_path=config_path,
+            candidates=candidates_payload(run.candidates) if "cv" in run.phases else None,
+            seeds=run.seeds,
+            inputs=inputs,
+            phases=run.phases,
+            stopped_after=last,
+            hooks=None if run.hooks is None else run.hooks.name,
+            started=started,
+        ),
+    )
+
+
+def run_simulation(settings: Settings, config_path: str | Path) -> SimulationResult:
+    """Run the nested-CV simulation of ``config_path`` (see the module doc for the phases).
+
+    Parameters
+    ----------
+    settings
+        Env settings (``SIMULATION_SOURCE`` and the input folders).
+    config_path
+        The ``simulation.yml``.
+
+    Returns
+    -------
+    SimulationResult
+        Where the run wrote, how far it went and, per fold, the chosen candidate.
+
+    Raises
+    ------
+    ConfigError
+        Invalid config, or a CV configuration the panel cannot support (checked before
+        any file is written).
+    DataError
+        Missing or inconsistent inputs, or an output folder without ``inputs/panel_tensor.pt``.
+    NotYetImplementedError
+        ``simulation_mode: full`` past ``cv`` (until issue #5), or ``tuning.engine: ray``.
+    """
+    started = utc_now()
+    config = load_simulation_config(config_path)
+    last = last_phase(config)
+    check_horizon(config)
+    hooks = resolve_hooks(config, last)
+    candidates = generate_candidates(config.tuning)
+    loaded, out_dir = _load_inputs(settings, config)
+    # The CV config is checked against the panel before anything is written.
+    cv = build_cv(config, loaded.panel.X.shape[0]) if _reaches(last, "cv") else None
+    _clear_previous_run(out_dir)
+    save_panel(loaded)
+    if loaded.reused:
+        logger.info("reusing %s (delete it to rebuild the inputs)", loaded.path)
+    seeds: dict[str, Any] = {"cv.seed": config.cv.seed, "tuning.seed": config.tuning.seed}
+    run = _Run(out_dir, config, loaded.panel, cv, candidates, hooks, seeds)
+    if cv is not None:
+        _run_phases(run, cv, last)
+    _write_run_manifest(run, loaded, Path(config_path), last, started)
+    logger.info("simulation finished after %s: %s", last, out_dir)
+    return SimulationResult(
+        out_dir=out_dir,
+        mode=config.simulation_mode,
+        stopped_after=last,
+        reused_inputs=loaded.reused,
+        panel_shape=(
+            int(loaded.panel.X.shape[0]),
+            len(loaded.panel.assets),
+            len(loaded.panel.features),
+        ),
+        n_folds=0 if cv is None else len(cv.folds),
+        n_candidates=len(candidates),
+        hooks=None if hooks is None else hooks.name,
+        best={k: c.candidate_id for k, c in run.best.items()},
+        summary=run.summary,
+    )
