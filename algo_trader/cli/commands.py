@@ -80,8 +80,33 @@ def data_cleaning(args: argparse.Namespace) -> int:
     return 0
 
 
+def _feature_engineering(
+    settings: Settings, groups: list[str] | None, features: list[str] | None
+) -> None:
+    from algo_trader.application.feature_engineering.run import run_feature_engineering
+
+    result = run_feature_engineering(settings, groups, features)
+    console.print(f"feature_engineering: outputs in {result.out_dir}")
+    for line in result.summary_lines():
+        console.print(f"  {line}")
+
+
+def feature_engineering(args: argparse.Namespace) -> int:
+    _feature_engineering(load_settings(), args.group, args.feature)
+    return 0
+
+
+def _simulation(settings: Settings, config_path: Path) -> None:
+    from algo_trader.application.simulation.runner import run_simulation
+
+    result = run_simulation(settings, config_path)
+    console.print(f"simulation: outputs in {result.out_dir}")
+    for line in result.summary_lines():
+        console.print(f"  {line}")
+
+
 def default_pipeline(args: argparse.Namespace) -> int:
-    """Download (sample unless HISTORICAL_DATA_PROVIDER says otherwise), then clean."""
+    """Download, clean, engineer features, simulate: the whole chain on the default data."""
     settings = load_settings()
     defaults = argparse.Namespace(
         provider=None,
@@ -98,7 +123,15 @@ def default_pipeline(args: argparse.Namespace) -> int:
         raise ConfigError(f"no raw bars under {settings.data_source} after the download")
     start = min(months, key=lambda m: (m.year, m.month))
     _data_cleaning(settings, start, None, "simple", None, "raise")
+    _feature_engineering(settings, None, None)
+    _simulation(settings, _default_simulation_config())
     return 0
+
+
+def _default_simulation_config() -> Path:
+    """``config/simulation.yml`` of the working directory, else the one in the checkout."""
+    local = Path("config/simulation.yml")
+    return local if local.is_file() else Path(__file__).resolve().parents[2] / local
 
 
 def data_processing(args: argparse.Namespace) -> int:
@@ -112,10 +145,5 @@ def data_processing(args: argparse.Namespace) -> int:
 
 
 def simulation(args: argparse.Namespace) -> int:
-    from algo_trader.application.simulation.runner import run_simulation
-
-    result = run_simulation(load_settings(), Path(args.simulation_config))
-    console.print(f"simulation: outputs in {result.out_dir}")
-    for line in result.summary_lines():
-        console.print(f"  {line}")
+    _simulation(load_settings(), Path(args.simulation_config))
     return 0

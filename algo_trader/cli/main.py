@@ -14,7 +14,6 @@ logger = logging.getLogger("algo_trader.cli")
 Handler = Callable[[argparse.Namespace], int]
 
 LATER = {
-    "feature_engineering": "issue #3 (feature engineering and data processing)",
     "modeling": "issue #5 (modeling)",
     "backtest": "issue #7 (outer walk-forward and backtest)",
     "wizard": "issue #9 (wizard, report, docs)",
@@ -124,6 +123,35 @@ def _add_data_processing(sub: argparse._SubParsersAction) -> None:
     )
 
 
+def _add_feature_engineering(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "feature_engineering",
+        formatter_class=_Formatter,
+        help="compute feature groups into FEATURE_STORE_SOURCE/YYYY-WW/<group>/",
+        description=(
+            "Compute feature groups from the latest DATA_LAKE_SOURCE/YYYY-WW/ weekly and daily "
+            "OHLC. Groups: momentum, mean_reversion, breakout, cross_sectional, volatility, "
+            "seasonal, regime, all (non-cross-sectional groups in parallel, then "
+            "cross_sectional)."
+        ),
+    )
+    p.add_argument(
+        "--group",
+        action="append",
+        default=None,
+        metavar="G",
+        help="feature group (repeatable; default: all)",
+    )
+    p.add_argument(
+        "--feature",
+        action="append",
+        default=None,
+        metavar="K",
+        help="feature key within the group, e.g. ema_spread (repeatable; default: "
+        "the group's default set)",
+    )
+
+
 def _add_simulation(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "simulation",
@@ -149,9 +177,6 @@ def _add_later(sub: argparse._SubParsersAction, name: str, help_text: str) -> No
         help=help_text,
         description=f"{help_text}. Not built yet: arrives with {LATER[name]}.",
     )
-    if name == "feature_engineering":
-        p.add_argument("--group", action="append", default=None, help="feature group")
-        p.add_argument("--feature", action="append", default=None, help="feature key")
     if name == "modeling":
         p.add_argument("--model", default=None, help="registered model name")
         p.add_argument("--guide", default=None, help="registered guide name")
@@ -166,7 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Research workbench for systematic trading. With no command, runs the default "
             "pipeline on the bundled real sample (or HISTORICAL_DATA_PROVIDER): download, "
-            "then data cleaning."
+            "data cleaning, feature engineering, then the simulation in "
+            "config/simulation.yml."
         ),
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -174,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_historical(sub)
     _add_data_cleaning(sub)
     _add_data_processing(sub)
-    _add_later(sub, "feature_engineering", "compute feature groups")
+    _add_feature_engineering(sub)
     _add_later(sub, "modeling", "fit a Pyro model and write parameter summaries")
     _add_simulation(sub)
     _add_later(sub, "backtest", "outer walk-forward backtest of a configuration")

@@ -22,7 +22,6 @@ from algo_trader.application.data_cleaning.outputs import (
     write_outputs,
 )
 from algo_trader.application.data_cleaning.periods import PeriodBars, stack_bars
-from algo_trader.application.data_cleaning.staging import staged_folder
 from algo_trader.application.data_cleaning.weekly import (
     RETURN_TYPES,
     ReturnType,
@@ -34,6 +33,7 @@ from algo_trader.infrastructure.data.atomic import UTC_FORMAT
 from algo_trader.infrastructure.data.layout import week_folder_name
 from algo_trader.infrastructure.data.raw_reader import LoadedAsset, month_of_file
 from algo_trader.infrastructure.data.raw_store import Month, RawBarStore
+from algo_trader.infrastructure.data.staging import staged_folder
 from algo_trader.infrastructure.env import Settings
 
 

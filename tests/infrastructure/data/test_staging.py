@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from algo_trader.application.data_cleaning.staging import recover, staged_folder
+from algo_trader.infrastructure.data.staging import recover, staged_folder
 
 
 def _folder(path: Path, files: dict[str, str]) -> None:
