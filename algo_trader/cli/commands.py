@@ -124,11 +124,11 @@ def default_pipeline(args: argparse.Namespace) -> int:
     start = min(months, key=lambda m: (m.year, m.month))
     _data_cleaning(settings, start, None, "simple", None, "raise")
     _feature_engineering(settings, None, None)
-    _simulation(settings, _default_simulation_config())
+    _simulation(settings, default_simulation_config())
     return 0
 
 
-def _default_simulation_config() -> Path:
+def default_simulation_config() -> Path:
     """``config/simulation.yml`` of the working directory, else the one in the checkout."""
     local = Path("config/simulation.yml")
     return local if local.is_file() else Path(__file__).resolve().parents[2] / local
@@ -147,3 +147,9 @@ def data_processing(args: argparse.Namespace) -> int:
 def simulation(args: argparse.Namespace) -> int:
     _simulation(load_settings(), Path(args.simulation_config))
     return 0
+
+
+def wizard(args: argparse.Namespace) -> int:
+    from algo_trader.cli.wizard import run_wizard
+
+    return run_wizard(print_only=args.print_only)
