@@ -105,8 +105,33 @@ def _simulation(settings: Settings, config_path: Path) -> None:
         console.print(f"  {line}")
 
 
+def _backtest(
+    settings: Settings,
+    run: Path | None = None,
+    simulation_config: Path | None = None,
+    candidate: str | None = None,
+) -> None:
+    from algo_trader.application.simulation.backtest import run_backtest
+
+    result = run_backtest(settings, run, simulation_config, candidate)
+    console.print(f"backtest: outputs in {result.out_dir}")
+    for line in result.summary_lines():
+        console.print(f"  {line}")
+
+
+def backtest(args: argparse.Namespace) -> int:
+    _backtest(
+        load_settings(),
+        Path(args.run) if args.run else None,
+        Path(args.simulation_config) if args.simulation_config else None,
+        args.candidate,
+    )
+    return 0
+
+
 def default_pipeline(args: argparse.Namespace) -> int:
-    """Download, clean, engineer features, simulate: the whole chain on the default data."""
+    """Download, clean, engineer features, simulate, backtest: the whole chain on the
+    default data."""
     settings = load_settings()
     defaults = argparse.Namespace(
         provider=None,
@@ -125,6 +150,7 @@ def default_pipeline(args: argparse.Namespace) -> int:
     _data_cleaning(settings, start, None, "simple", None, "raise")
     _feature_engineering(settings, None, None)
     _simulation(settings, default_simulation_config())
+    _backtest(settings)
     return 0
 
 
@@ -153,3 +179,22 @@ def wizard(args: argparse.Namespace) -> int:
     from algo_trader.cli.wizard import run_wizard
 
     return run_wizard(print_only=args.print_only)
+
+
+def modeling(args: argparse.Namespace) -> int:
+    from algo_trader.application.modeling.run import run_modeling
+
+    result = run_modeling(
+        load_settings(),
+        args.model,
+        args.guide,
+        Path(args.input) if args.input else None,
+        Path(args.render) if args.render else None,
+        None,
+        args.seed,
+        pipeline=args.pipeline,
+    )
+    console.print(f"modeling: outputs in {result.out_dir}")
+    for line in result.summary_lines():
+        console.print(f"  {line}")
+    return 0

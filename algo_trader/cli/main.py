@@ -19,11 +19,6 @@ logger = logging.getLogger("algo_trader.cli")
 
 Handler = Callable[[argparse.Namespace], int]
 
-LATER = {
-    "modeling": "issue #5 (modeling)",
-    "backtest": "issue #7 (outer walk-forward and backtest)",
-}
-
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     pass
@@ -193,17 +188,59 @@ def _add_simulation(sub: argparse._SubParsersAction) -> None:
     )
 
 
-def _add_later(sub: argparse._SubParsersAction, name: str, help_text: str) -> None:
+def _add_backtest(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        name,
+        "backtest",
         formatter_class=_Formatter,
-        help=help_text,
-        description=f"{help_text}. Not built yet: arrives with {LATER[name]}.",
+        help="outer walk-forward backtest of a configuration, with its report",
+        description=(
+            "Replay the weekly outer walk-forward on a simulation run's inputs and write "
+            "<run>/backtest/: pnl.csv, weights.csv, predictive.csv, metrics.json (return, "
+            "volatility, Sharpe, Sortino, max drawdown, turnover, hit rate, DSR, PBO, and an "
+            "equal-weight buy-and-hold benchmark), equity_drawdown.png, weights.png. By default "
+            "the latest run under SIMULATION_SOURCE with the configuration its outer loop ran."
+        ),
     )
-    if name == "modeling":
-        p.add_argument("--model", default=None, help="registered model name")
-        p.add_argument("--guide", default=None, help="registered guide name")
-        p.add_argument("--input", default=None, help="prepared data folder")
+    p.add_argument(
+        "--run",
+        default=None,
+        help="simulation run folder (default: the latest finished run in SIMULATION_SOURCE)",
+    )
+    p.add_argument(
+        "--simulation-config",
+        default=None,
+        help="simulation YAML to run instead of the run's saved configuration",
+    )
+    p.add_argument(
+        "--candidate",
+        default=None,
+        help="candidate id of the run (cv/candidates.json) to run on every fold, e.g. 0003",
+    )
+
+
+def _add_modeling(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "modeling",
+        formatter_class=_Formatter,
+        help="fit a Pyro model and write parameter summaries to MODEL_STORE_SOURCE",
+        description=(
+            "Fit a registered Pyro model/guide by SVI on the latest feature store and data lake "
+            "(or --input DIR holding a simulation's panel_tensor.pt) and write "
+            "MODEL_STORE_SOURCE/<model>/<guide>/<pipeline>/<YYYY-WW>/params.csv (posterior "
+            "mean, sd, 5/50/95%) and metadata.json."
+        ),
+    )
+    p.add_argument("--model", default="factor_model_v1", help="registered model name")
+    p.add_argument("--guide", default="factor_guide_v1", help="registered guide name")
+    p.add_argument("--input", default=None, help="folder holding a panel_tensor.pt")
+    p.add_argument(
+        "--render",
+        default=None,
+        metavar="FILE",
+        help="draw the model graph with pyro.render_model (needs graphviz)",
+    )
+    p.add_argument("--pipeline", default="debug", help="output label, A-Za-z0-9._-")
+    p.add_argument("--seed", type=int, default=0, help="seed of the fit")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -214,8 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Research workbench for systematic trading. With no command, runs the default "
             "pipeline on the bundled real sample (or HISTORICAL_DATA_PROVIDER): download, "
-            "data cleaning, feature engineering, then the simulation in "
-            "config/simulation.yml."
+            "data cleaning, feature engineering, the simulation in config/simulation.yml, "
+            "then the backtest of its result."
         ),
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -224,9 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_cleaning(sub)
     _add_data_processing(sub)
     _add_feature_engineering(sub)
-    _add_later(sub, "modeling", "fit a Pyro model and write parameter summaries")
+    _add_modeling(sub)
     _add_simulation(sub)
-    _add_later(sub, "backtest", "outer walk-forward backtest of a configuration")
+    _add_backtest(sub)
     return parser
 
 
@@ -235,10 +272,6 @@ def _dispatch(args: argparse.Namespace) -> int:
 
     if args.command is None:
         return commands.default_pipeline(args)
-    if args.command in LATER:
-        raise NotYetImplementedError(
-            f"'algotrader {args.command}' is not built yet; it arrives with {LATER[args.command]}"
-        )
     handler: Handler = getattr(commands, args.command)
     return handler(args)
 

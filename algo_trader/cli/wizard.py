@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import questionary
 from questionary import Choice, Separator
 
-from algo_trader.cli.main import LATER, build_parser
+from algo_trader.cli.main import build_parser
 from algo_trader.domain.errors import AlgoTraderError
 from algo_trader.infrastructure.env import Settings, load_settings
 
@@ -102,11 +102,7 @@ def _subparsers(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:
 
 def command_parsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
     """The commands the wizard offers, in the parser's order: every built one except itself."""
-    return {
-        name: sub
-        for name, sub in _subparsers(parser).choices.items()
-        if name not in LATER and name != WIZARD
-    }
+    return {name: sub for name, sub in _subparsers(parser).choices.items() if name != WIZARD}
 
 
 def command_help(parser: argparse.ArgumentParser) -> dict[str, str]:

@@ -1,6 +1,6 @@
 import pytest
 
-from algo_trader.cli.main import LATER, build_parser, main
+from algo_trader.cli.main import build_parser, main
 
 COMMANDS = [
     "wizard",
@@ -35,12 +35,6 @@ def test_data_cleaning_help_shows_defaults(capsys: pytest.CaptureFixture[str]) -
     out = " ".join(capsys.readouterr().out.split())
     assert "--return-type {simple,log}" in out
     assert "(default: simple)" in out
-
-
-@pytest.mark.parametrize("command", sorted(LATER))
-def test_unbuilt_commands_say_so(command: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main([command]) == 3
-    assert "is not built yet" in capsys.readouterr().err
 
 
 def test_config_error_exit_code(

@@ -43,6 +43,9 @@ class Stream(IntEnum):
     OUTER_FIT = 2
     OUTER_CLEANING = 3
     PREBUILD = 4
+    SELECTION_BOOTSTRAP = 5
+    SELECTION_TIE_BREAK = 6
+    DIAGNOSTICS = 7
 
 
 def derive_seed(base: int, stream: Stream, *units: int) -> int:
@@ -60,10 +63,11 @@ def derive_seed(base: int, stream: Stream, *units: int) -> int:
     Returns
     -------
     int
-        A 63-bit seed (valid for numpy, torch and pyro), from ``numpy.random.SeedSequence``.
+        A 32-bit seed from ``numpy.random.SeedSequence``: ``pyro.set_rng_seed`` seeds
+        numpy's legacy generator too, which takes nothing wider.
     """
     sequence = np.random.SeedSequence(entropy=base, spawn_key=(int(stream), *units))
-    return int(sequence.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+    return int(sequence.generate_state(1, dtype=np.uint32)[0])
 
 
 @dataclass(frozen=True, eq=False)
@@ -182,6 +186,10 @@ def _summary(scores: np.ndarray, aggregate: str) -> tuple[float, float, float]:
 
 
 Objective = Callable[[int, str, Mapping[str, Any]], CandidateScore]
+OnPrediction = Callable[[int, str, torch.Tensor], None]
+"""``(split_id, candidate_id, samples)``: called with each split's ``(S, T, A)`` predictive
+draws (post-tune model selection records them); an exception it raises counts as the
+trial's failure."""
 
 
 def make_inner_objective(
@@ -190,6 +198,7 @@ def make_inner_objective(
     config: SimulationConfig,
     hooks: Hooks,
     on_split: Callable[[], None] | None = None,
+    on_prediction: OnPrediction | None = None,
 ) -> Objective:
     """The objective of one outer fold: ``(index, candidate_id, params) -> CandidateScore``.
 
@@ -205,18 +214,28 @@ def make_inner_objective(
         ``fit_model`` / ``predict`` / ``score`` of the simulation mode.
     on_split
         Called after each split (progress).
+    on_prediction
+        Called with each split's predictive draws before they are scored.
     """
 
     def objective(index: int, candidate_id: str, params: Mapping[str, Any]) -> CandidateScore:
         resolved = with_overrides(config, params)
+        seeds = {
+            item.split.split_id: derive_seed(
+                config.cv.seed, Stream.INNER_FIT, fold_k, item.split.split_id, index
+            )
+            for item in prepared
+        }
+        states = fit_splits(prepared, resolved, hooks, seeds)
         scores: dict[int, float] = {}
-        seeds: dict[int, int] = {}
         error = None
         for item in prepared:
             sid = item.split.split_id
-            seeds[sid] = derive_seed(config.cv.seed, Stream.INNER_FIT, fold_k, sid, index)
             try:
-                scores[sid] = _fit_and_score(item, resolved, hooks, seeds[sid])
+                pred = _predict(item, resolved, hooks, seeds[sid], states[sid])
+                if on_prediction is not None:
+                    on_prediction(sid, candidate_id, pred["samples"])
+                scores[sid] = float(hooks.score(item.y_test, pred, resolved.scoring.spec))
             except AlgoTraderError:
                 raise
             except Exception as err:
@@ -235,11 +254,49 @@ def make_inner_objective(
     return objective
 
 
-def _fit_and_score(item: PreparedSplit, config: SimulationConfig, hooks: Hooks, seed: int) -> float:
+def fit_splits(
+    prepared: Sequence[PreparedSplit],
+    config: SimulationConfig,
+    hooks: Hooks,
+    seeds: Mapping[int, int],
+) -> dict[int, Any]:
+    """Fit one candidate on every split: split id -> state, or the exception its fit raised.
+
+    With a ``fit_many`` hook (design.md, batched fitting) all splits go to the trainer as
+    one vectorized program; if that program fails, the splits are refitted one by one so
+    that a failure is charged to the split that caused it.
+    """
+    configs = {sid: HookConfig(config=config, seed=seed) for sid, seed in seeds.items()}
+    if hooks.fit_many is not None:
+        try:
+            items = [(p.X_train, p.y_train, configs[p.split.split_id]) for p in prepared]
+            states = hooks.fit_many(items)
+            return {p.split.split_id: s for p, s in zip(prepared, states, strict=True)}
+        except AlgoTraderError:
+            raise
+        except Exception:
+            pass
+    out: dict[int, Any] = {}
+    for item in prepared:
+        sid = item.split.split_id
+        try:
+            out[sid] = hooks.fit_model(item.X_train, item.y_train, configs[sid], None)
+        except AlgoTraderError:
+            raise
+        except Exception as err:
+            out[sid] = err
+    return out
+
+
+def _predict(
+    item: PreparedSplit, config: SimulationConfig, hooks: Hooks, seed: int, state: Any
+) -> dict[str, torch.Tensor]:
+    if isinstance(state, Exception):
+        raise state
     hook_config = HookConfig(config=config, seed=seed)
-    state = hooks.fit_model(item.X_train, item.y_train, hook_config, None)
     pred = hooks.predict(item.X_test, state, hook_config, config.predictive.num_samples)
-    return float(hooks.score(item.y_test, pred, config.scoring.spec))
+    # Scores that whiten (energy_score) fit their transform on this split's training targets.
+    return {**pred, "y_train": item.y_train}
 
 
 def best_candidate(results: Sequence[CandidateScore]) -> CandidateScore | None:

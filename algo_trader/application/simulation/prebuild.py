@@ -23,11 +23,8 @@ from algo_trader.application.simulation.panel import Panel
 from algo_trader.domain.errors import ConfigError
 from algo_trader.domain.simulation.config import SimulationConfig, with_overrides
 from algo_trader.infrastructure.data.atomic import UTC_FORMAT, write_json
-from algo_trader.pipeline.stages.modeling.prebuild import (
-    PREBUILD_HOOKS,
-    PrebuildContext,
-    PrebuildResult,
-)
+from algo_trader.pipeline.stages.modeling.prebuild import PrebuildContext, PrebuildResult
+from algo_trader.pipeline.stages.modeling.registry import default_prebuild_registry
 
 PREBUILD_FILE = Path("artifacts") / "prebuild" / "prebuild.json"
 
@@ -105,7 +102,7 @@ def run_prebuild(
     if not spec.enabled:
         return config
     assert spec.name is not None  # the config requires a name when enabled
-    hook = PREBUILD_HOOKS.get(spec.name)
+    hook = default_prebuild_registry().get(spec.name)
     idx = common_train_idx(folds)
     if idx.size == 0:
         raise ConfigError(

@@ -7,12 +7,20 @@ Phases, in order (each writes its artifacts under ``SIMULATION_SOURCE/<label>/``
    ``cv/timestamps_cv.csv``, ``cv/candidates.json``;
 3. ``inner``: optional prebuild (``artifacts/prebuild/prebuild.json``), then every candidate
    on every inner split of each outer fold; the best per fold by the inner objective ->
-   ``inner/outer_<k>/{scores.json, best_config.json}``,
-   ``preprocessing/outer_<k>/inner_splits.json``;
-4. ``outer``: weekly walk-forward of each fold's best candidate ->
-   ``outer/outer_<k>/{pnl.csv, weights.csv, metrics.json}``,
-   ``preprocessing/outer_<k>/outer_cleaning.json``;
-5. ``results``: ``cv/summary.json`` and ``outer/pnl.csv`` (all folds).
+   ``inner/outer_<k>/{scores.json, best_config.json, candidate_returns.csv}`` (the last:
+   each candidate's inner test-week net returns under the allocation and costs, the
+   trials of the DSR and PBO), ``preprocessing/outer_<k>/inner_splits.json``; with
+   ``model_selection.enable`` the split payloads (``inner/outer_<k>/candidates/``) and
+   the post-tune selection (``inner/outer_<k>/postprocessing/``) choose the fold's
+   candidate instead;
+4. ``outer``: with ``model_selection.enable`` first the global selection
+   (``outer/{metrics,selection,best_config}.json``) and, with
+   ``diagnostics.fan_charts.enable``, the diagnostics (``outer/diagnostics/``); then the
+   weekly walk-forward of each fold's chosen candidate ->
+   ``outer/outer_<k>/{pnl.csv, weights.csv, predictive.csv, metrics.json, config.json}``
+   (``outer_report``), ``preprocessing/outer_<k>/outer_cleaning.json``;
+5. ``results``: ``cv/summary.json``, ``outer/pnl.csv`` (all folds) and
+   ``outer/results.json`` (performance report, buy-and-hold benchmark, DSR, PBO).
 
 ``run_manifest.json`` is written last by every run. ``stop_after`` sets the last phase and
 wins over ``simulation_mode``; without it ``dry_run`` stops after ``cv`` and the other modes
@@ -31,6 +39,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from algo_trader.application.simulation.candidates import (
     Candidates,
@@ -45,12 +54,22 @@ from algo_trader.application.simulation.cv_groups import (
     index_runs,
     make_cpcv_splits,
     make_outer_folds,
+    sample_group_labels,
     timestamps_cv_frame,
     validate_cv,
 )
-from algo_trader.application.simulation.hooks import Hooks, cost_spec, full_hooks, stub_hooks
+from algo_trader.application.simulation.diagnostics import fan_chart_assets, write_diagnostics
+from algo_trader.application.simulation.hooks import (
+    Hooks,
+    allocation_spec,
+    cost_spec,
+    full_hooks,
+    stub_hooks,
+)
 from algo_trader.application.simulation.inner_objective import (
     CandidateScore,
+    OnPrediction,
+    PreparedSplit,
     Stream,
     best_candidate,
     derive_seed,
@@ -58,6 +77,22 @@ from algo_trader.application.simulation.inner_objective import (
     prepare_split,
 )
 from algo_trader.application.simulation.manifest import manifest_payload, utc_now, write_manifest
+from algo_trader.application.simulation.model_selection import (
+    FoldSelection,
+    SelectionTable,
+    SplitTarget,
+    declared_complexity,
+    payload_path,
+    payload_recorder,
+    select_fold,
+    select_global,
+    split_targets,
+)
+from algo_trader.application.simulation.outer_report import (
+    results_payload,
+    write_fold,
+    write_results,
+)
 from algo_trader.application.simulation.outer_walk_forward import (
     OuterResult,
     evaluate_outer_walk_forward,
@@ -72,6 +107,11 @@ from algo_trader.application.simulation.panel import (
 )
 from algo_trader.application.simulation.prebuild import run_prebuild
 from algo_trader.application.simulation.registry import DATASET_LOADERS, FEATURE_STORE_PANEL
+from algo_trader.application.simulation.trial_returns import (
+    TrialReturns,
+    pooled_trials,
+    write_trial_returns,
+)
 from algo_trader.domain.errors import ConfigError, DataError, NotYetImplementedError
 from algo_trader.domain.simulation.config import (
     SimulationConfig,
@@ -129,11 +169,14 @@ class SimulationResult:
         if self.best:
             picks = ", ".join(f"outer_{k}: {c}" for k, c in self.best.items())
             lines.append(f"best candidate ({self.hooks} hooks): {picks}")
+        selection = (self.summary or {}).get("model_selection")
+        if selection:
+            lines.append(f"model selection: global best candidate {selection['global_selected']}")
         overall = (self.summary or {}).get("overall") or {}
         if "total_net" in overall:
             lines.append(
                 f"outer: {overall['n_weeks']} weeks, net {overall['total_net']:.6g} "
-                f"(cost {overall['total_cost']:.6g}, target units)"
+                f"(cost {overall['total_cost']:.6g}, fractions of capital)"
             )
         return lines
 
@@ -149,22 +192,10 @@ def _reaches(last: str, phase: str) -> bool:
     return PHASES.index(last) >= PHASES.index(phase)
 
 
-def _check_built(config: SimulationConfig, last: str) -> None:
+def _check_built(config: SimulationConfig) -> None:
     """Refuse, before any work, settings whose implementation a later issue brings."""
     unbuilt = [
         (config.tuning.engine == "ray", "tuning.engine: ray", "#8", "set tuning.engine: local"),
-        (
-            config.model_selection.enable,
-            "model_selection.enable: true",
-            "#6",
-            "set model_selection.enable: false",
-        ),
-        (
-            config.diagnostics.fan_charts.enable and _reaches(last, "outer"),
-            "diagnostics.fan_charts.enable: true",
-            "#6",
-            "set diagnostics.fan_charts.enable: false",
-        ),
     ]
     for active, setting, issue, fix in unbuilt:
         if active:
@@ -179,13 +210,28 @@ def resolve_hooks(config: SimulationConfig, last: str) -> Hooks | None:
     Raises
     ------
     NotYetImplementedError
-        ``full`` mode reaching the inner loop (the model arrives with issue #5), or a
-        setting a later issue builds (Ray engine, model selection, fan charts).
+        A setting a later issue builds (Ray engine).
     """
     if not _reaches(last, "inner") or config.simulation_mode == "dry_run":
         return None
-    _check_built(config, last)
+    _check_built(config)
     return stub_hooks() if config.simulation_mode == "stub" else full_hooks()
+
+
+def check_diagnostics(config: SimulationConfig) -> None:
+    """Fan charts show the global best candidate of the post-tune model selection.
+
+    Raises
+    ------
+    ConfigError
+        ``diagnostics.fan_charts.enable`` without ``model_selection.enable``.
+    """
+    if config.diagnostics.fan_charts.enable and not config.model_selection.enable:
+        raise ConfigError(
+            "diagnostics.fan_charts.enable: true needs model_selection.enable: true (the "
+            "plots show the global best candidate of the post-tune selection, from its "
+            "inner split payloads); enable model_selection or disable the fan charts"
+        )
 
 
 def check_horizon(config: SimulationConfig) -> None:
@@ -299,6 +345,9 @@ class _Run:
     phases: list[str] = field(default_factory=lambda: ["inputs"])
     best: dict[int, CandidateScore] = field(default_factory=dict)
     outer: dict[int, OuterResult] = field(default_factory=dict)
+    selections: dict[int, FoldSelection] = field(default_factory=dict)
+    global_selection: SelectionTable | None = None
+    trials: dict[int, pd.DataFrame] = field(default_factory=dict)
     summary: dict[str, Any] | None = None
 
     @property
@@ -335,6 +384,54 @@ def _plan_inner(run: _Run, fold: OuterFold) -> None:
     )
 
 
+def _split_targets(
+    run: _Run, fold: OuterFold, prepared: list[PreparedSplit]
+) -> dict[int, SplitTarget]:
+    n_samples = int(run.panel.X.shape[0])
+    labels = sample_group_labels(n_samples, run.structure.groups, run.config.cv.warmup_len)
+    return split_targets(prepared, labels, run.panel.timestamps, run.config, fold.k)
+
+
+def _complexities(
+    run: _Run, hooks: Hooks, prepared: list[PreparedSplit]
+) -> tuple[dict[str, float | None], str]:
+    """Each candidate's declared model complexity, and where it comes from."""
+    if hooks.name == "stub":
+        return {}, "none: the stub hooks fit no model (seeded random tie-break)"
+    # Cleaning may keep a different number of features per split; the median stands in.
+    n_features = int(np.median([len(p.kept) for p in prepared]))
+    n_assets = len(run.panel.assets)
+    values = {
+        cid: declared_complexity(with_overrides(run.config, params), n_assets, n_features)
+        for cid, params in run.candidates.items()
+    }
+    return values, f"model.complexity({n_assets} assets, {n_features} features)"
+
+
+def _select_fold(
+    run: _Run,
+    fold: OuterFold,
+    hooks: Hooks,
+    prepared: list[PreparedSplit],
+    targets: dict[int, SplitTarget],
+    results: list[CandidateScore],
+) -> CandidateScore:
+    """Post-tune selection of the fold; returns the chosen candidate's inner result."""
+    complexity, source = _complexities(run, hooks, prepared)
+    chosen = select_fold(
+        _fold_dir(run, "inner", fold.k),
+        fold.k,
+        list(run.candidates),
+        targets,
+        complexity,
+        run.config,
+        source,
+    )
+    run.selections[fold.k] = chosen
+    run.seeds.setdefault("model_selection", {})[f"outer_{fold.k}"] = chosen.seeds
+    return next(r for r in results if r.candidate_id == chosen.table.winner)
+
+
 def _inner_fold(run: _Run, fold: OuterFold, hooks: Hooks) -> None:
     """Score every candidate on the fold's inner splits and keep the best."""
     prepared = [
@@ -344,9 +441,24 @@ def _inner_fold(run: _Run, fold: OuterFold, hooks: Hooks) -> None:
         run.out_dir / "preprocessing" / f"outer_{fold.k}" / "inner_splits.json",
         {str(p.split.split_id): {"kept": p.kept, "dropped": p.dropped} for p in prepared},
     )
+    selecting = run.config.model_selection.enable
+    targets = _split_targets(run, fold, prepared) if selecting else {}
+    params = run.config.data.dataset_params
+    costs = cost_spec(run.config.cost, run.panel.assets, params.target_scale)
+    trials = TrialReturns(run.panel, run.structure.splits[fold.k], run.config, hooks, costs)
+    recorders: list[OnPrediction] = [trials.record]
+    if selecting:
+        recorders.append(payload_recorder(_fold_dir(run, "inner", fold.k), targets))
+
+    def on_prediction(split_id: int, candidate_id: str, samples: torch.Tensor) -> None:
+        for record in recorders:
+            record(split_id, candidate_id, samples)
+
     total = len(prepared) * len(run.candidates)
     with progress_bar(f"inner outer_{fold.k}", total) as tracker:
-        objective = make_inner_objective(fold.k, prepared, run.config, hooks, tracker.advance)
+        objective = make_inner_objective(
+            fold.k, prepared, run.config, hooks, tracker.advance, on_prediction
+        )
         results = [
             objective(i, cid, params) for i, (cid, params) in enumerate(run.candidates.items())
         ]
@@ -355,6 +467,8 @@ def _inner_fold(run: _Run, fold: OuterFold, hooks: Hooks) -> None:
         r.candidate_id: {str(k): v for k, v in r.seeds.items()} for r in results
     }
     folder = _fold_dir(run, "inner", fold.k)
+    run.trials[fold.k] = trials.frame()
+    write_trial_returns(folder, run.trials[fold.k])
     write_json(
         folder / "scores.json",
         {
@@ -370,6 +484,8 @@ def _inner_fold(run: _Run, fold: OuterFold, hooks: Hooks) -> None:
             "split lacks observed targets, or every trial failed)",
             path=folder / "scores.json",
         )
+    if selecting:
+        best = _select_fold(run, fold, hooks, prepared, targets, results)
     run.best[fold.k] = best
     write_json(
         folder / "best_config.json",
@@ -377,6 +493,7 @@ def _inner_fold(run: _Run, fold: OuterFold, hooks: Hooks) -> None:
             "candidate_id": best.candidate_id,
             "params": best.params,
             "objective": best.objective,
+            "selected_by": "model_selection" if selecting else "inner_objective",
             "config": with_overrides(run.config, best.params).model_dump(mode="json"),
         },
     )
@@ -396,19 +513,43 @@ def run_inner(run: _Run) -> None:
         _inner_fold(run, fold, hooks)
 
 
-def _write_outer(run: _Run, result: OuterResult, candidate_id: str) -> None:
+def _write_outer(
+    run: _Run, result: OuterResult, candidate_id: str, config: SimulationConfig
+) -> None:
     folder = _fold_dir(run, "outer", result.k)
-    write_csv(folder / "pnl.csv", result.pnl.rename_axis("timestamp"))
-    write_csv(folder / "weights.csv", result.weights.rename_axis("timestamp"))
-    write_json(folder / "metrics.json", {**result.metrics(), "candidate_id": candidate_id})
+    write_fold(folder, result, candidate_id, config, run.trials.get(result.k))
     write_json(
         run.out_dir / "preprocessing" / f"outer_{result.k}" / "outer_cleaning.json",
         {"kept": result.kept, "dropped": result.dropped},
     )
 
 
+def run_global_selection(run: _Run) -> None:
+    """The global selection over the folds and, if enabled, the diagnostics of its winner."""
+    folds = [run.selections[f.k] for f in run.structure.folds]
+    table = select_global(run.out_dir, folds, run.candidates, run.config)
+    run.global_selection = table
+    config = run.config
+    if not config.diagnostics.fan_charts.enable:
+        return
+    paths = [
+        path
+        for fold in run.structure.folds
+        for split in run.structure.splits[fold.k]
+        if (
+            path := payload_path(_fold_dir(run, "inner", fold.k), table.winner, split.split_id)
+        ).exists()
+    ]
+    seed = derive_seed(config.cv.seed, Stream.DIAGNOSTICS)
+    run.seeds["diagnostics"] = seed
+    write_diagnostics(
+        run.out_dir, paths, table.winner, config.diagnostics.fan_charts, run.panel.assets, seed
+    )
+
+
 def run_outer(run: _Run) -> None:
-    """Phase ``outer``: the weekly walk-forward of each fold's best candidate."""
+    """Phase ``outer``: the global selection (if enabled), then the weekly walk-forward of
+    each fold's chosen candidate."""
     hooks = run.hooks
     if hooks is None:
         for fold in run.structure.folds:
@@ -417,6 +558,8 @@ def run_outer(run: _Run) -> None:
                 {"test_rows": index_runs(fold.test_idx), "n_weeks": int(fold.test_idx.size)},
             )
         return
+    if run.selections:
+        run_global_selection(run)
     params = run.config.data.dataset_params
     costs = cost_spec(run.config.cost, run.panel.assets, params.target_scale)
     total = sum(int(f.test_idx.size) for f in run.structure.folds)
@@ -427,7 +570,7 @@ def run_outer(run: _Run) -> None:
             result = evaluate_outer_walk_forward(run.panel, fold, config, hooks, costs, tracker)
             run.outer[fold.k] = result
             run.seeds.setdefault("outer", {})[f"outer_{fold.k}"] = result.seeds
-            _write_outer(run, result, best.candidate_id)
+            _write_outer(run, result, best.candidate_id, config)
 
 
 def summary_payload(run: _Run) -> dict[str, Any]:
@@ -457,10 +600,17 @@ def summary_payload(run: _Run) -> dict[str, Any]:
             "mean_net": float(net.mean()),
             "std_net": float(net.std()),
         }
+    selection = None
+    if run.global_selection is not None:
+        selection = {
+            "global_selected": run.global_selection.winner,
+            "fold_selected": {f"outer_{k}": s.table.winner for k, s in run.selections.items()},
+        }
     return {
         "mode": run.config.simulation_mode,
+        "model_selection": selection,
         "hooks": None if run.hooks is None else run.hooks.name,
-        "units": "returns x data.dataset_params.target_scale",
+        "units": "simple returns per week, as fractions of portfolio value",
         "n_samples": int(run.panel.X.shape[0]),
         "n_candidates": len(run.candidates),
         "folds": folds,
@@ -469,11 +619,15 @@ def summary_payload(run: _Run) -> dict[str, Any]:
 
 
 def run_results(run: _Run) -> dict[str, Any]:
-    """Phase ``results``: ``cv/summary.json`` and the all-fold ``outer/pnl.csv``."""
+    """Phase ``results``: ``cv/summary.json``, the all-fold ``outer/pnl.csv`` and
+    ``outer/results.json`` (performance, benchmark, DSR and PBO)."""
     summary = summary_payload(run)
     if run.outer:
         frames = [r.pnl.assign(outer_fold=k) for k, r in run.outer.items()]
         write_csv(run.out_dir / "outer" / "pnl.csv", pd.concat(frames).rename_axis("timestamp"))
+        ids = {k: run.best[k].candidate_id for k in run.outer}
+        trials = pooled_trials(run.trials) if run.trials else None
+        write_results(run.out_dir, results_payload(run.outer, ids, trials))
     write_json(run.out_dir / "cv" / "summary.json", summary)
     return summary
 
@@ -539,22 +693,29 @@ def run_simulation(settings: Settings, config_path: str | Path) -> SimulationRes
     Raises
     ------
     ConfigError
-        Invalid config, or a CV configuration the panel cannot support (checked before
+        Invalid config, a CV configuration the panel cannot support, fan charts without
+        ``model_selection.enable`` or naming assets the panel lacks (all checked before
         any file is written).
     DataError
         Missing or inconsistent inputs, or an output folder without ``inputs/panel_tensor.pt``.
     NotYetImplementedError
-        ``simulation_mode: full`` past ``cv`` (until issue #5), or ``tuning.engine: ray``.
+        ``tuning.engine: ray`` (until issue #8).
     """
     started = utc_now()
     config = load_simulation_config(config_path)
     last = last_phase(config)
     check_horizon(config)
+    check_diagnostics(config)
     hooks = resolve_hooks(config, last)
     candidates = generate_candidates(config.tuning)
     loaded, out_dir = _load_inputs(settings, config)
+    if config.diagnostics.fan_charts.enable:
+        fan_chart_assets(config.diagnostics.fan_charts, loaded.panel.assets)
     # The CV config is checked against the panel before anything is written.
     cv = build_cv(config, loaded.panel.X.shape[0]) if _reaches(last, "cv") else None
+    if hooks is not None:  # allocation and costs, too, are checked before any file is written
+        allocation_spec(config, len(loaded.panel.assets))
+        cost_spec(config.cost, loaded.panel.assets, config.data.dataset_params.target_scale)
     _clear_previous_run(out_dir)
     save_panel(loaded)
     if loaded.reused:

@@ -751,6 +751,9 @@ class ScoreSpec(_Section):
         Optional diagonal add before ``eps``.
     alpha_tail
         Quantile level of the tail quantile loss (model selection).
+    memory_budget_mb
+        Working memory (MiB) the energy score's pairwise term may use at once; weeks are
+        scored in blocks that fit it.
     """
 
     metric_name: Name = "neg_mse"
@@ -758,6 +761,7 @@ class ScoreSpec(_Section):
     eps: float = Field(default=1e-5, gt=0.0)
     var_floor: float = Field(default=0.0, ge=0.0)
     alpha_tail: float = Field(default=0.05, gt=0.0, lt=1.0)
+    memory_budget_mb: int = Field(default=256, ge=1)
 
 
 class ScoringConfig(_Section):
@@ -775,32 +779,59 @@ class PredictiveConfig(_Section):
 class AllocationConfig(_Section):
     """``allocation``: the policy turning predictive samples into weights.
 
+    Weights are fractions of portfolio value; the constraints below hold for every policy
+    (``algo_trader.application.simulation.allocation``). Rules that need the number of
+    assets (``max_weight`` against ``net_exposure``) are checked once per run by
+    ``allocation.check_allocation``.
+
     Attributes
     ----------
     policy
-        Registered policy (e.g. ``equal_weight``, ``sign_of_mean``, ``mean_variance``,
+        Registered policy (``equal_weight``, ``sign_of_mean``, ``mean_variance``,
         ``min_cvar``).
     long_only
         Forbid short positions.
     gross_leverage
         Cap on ``sum |w|``.
+    net_exposure
+        Required ``sum w`` (1.0 = fully invested, 0.0 = dollar neutral); null = any net
+        exposure within the gross cap (the rest is cash).
     max_weight
         Cap on ``|w_a|`` per asset; null = none.
     risk_aversion
-        Mean-variance risk aversion.
+        Mean-variance risk aversion ``gamma`` (returns in return units, not ``y`` units).
     cvar_alpha
-        Tail level of the CVaR policy.
+        Tail level of the CVaR policy (0.05 = mean of the worst 5 % of scenarios).
     turnover_penalty
-        Penalty per unit of ``sum |w - w_prev|``.
+        Penalty per unit of ``sum |w - w_prev|`` in the optimizing policies
+        (``mean_variance``, ``min_cvar``), in return units (0.0005 = 5 bps).
     """
 
     policy: Name = "equal_weight"
     long_only: bool = True
-    gross_leverage: float = Field(default=1.0, gt=0.0)
-    max_weight: float | None = Field(default=None, gt=0.0)
-    risk_aversion: float = Field(default=1.0, gt=0.0)
+    gross_leverage: float = Field(default=1.0, gt=0.0, allow_inf_nan=False)
+    net_exposure: float | None = Field(default=1.0, allow_inf_nan=False)
+    max_weight: float | None = Field(default=None, gt=0.0, allow_inf_nan=False)
+    risk_aversion: float = Field(default=1.0, gt=0.0, allow_inf_nan=False)
     cvar_alpha: float = Field(default=0.05, gt=0.0, lt=1.0)
-    turnover_penalty: float = Field(default=0.0, ge=0.0)
+    turnover_penalty: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _feasible(self) -> AllocationConfig:
+        net = self.net_exposure
+        if net is None:
+            return self
+        if self.long_only and net < 0:
+            raise ValueError(
+                f"net_exposure {net} is negative but long_only is true; a long-only "
+                "portfolio has sum w >= 0: set net_exposure >= 0 or long_only: false"
+            )
+        if abs(net) > self.gross_leverage:
+            raise ValueError(
+                f"|net_exposure| {abs(net)} exceeds gross_leverage {self.gross_leverage} "
+                "(|sum w| <= sum |w|): raise gross_leverage or lower net_exposure"
+            )
+        return self
 
 
 class CostConfig(_Section):
@@ -813,12 +844,13 @@ class CostConfig(_Section):
     per_asset_bps
         Asset name -> bps overriding ``bps`` for that asset.
     fixed_per_rebalance
-        Fixed cost per rebalance, as a fraction of portfolio value.
+        Fixed cost per rebalance, as a fraction of portfolio value; charged only in a week
+        that trades (zero turnover costs nothing).
     """
 
-    bps: float = Field(default=5.0, ge=0.0)
-    per_asset_bps: dict[str, Annotated[float, Field(ge=0.0)]] = {}
-    fixed_per_rebalance: float = Field(default=0.0, ge=0.0)
+    bps: float = Field(default=5.0, ge=0.0, allow_inf_nan=False)
+    per_asset_bps: dict[str, Annotated[float, Field(ge=0.0, allow_inf_nan=False)]] = {}
+    fixed_per_rebalance: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
 
 
 class ESBandConfig(_Section):
@@ -838,14 +870,24 @@ class ESBandConfig(_Section):
 
 
 class BootstrapConfig(_Section):
-    """``model_selection.bootstrap``: group bootstrap of the ES standard error."""
+    """``model_selection.bootstrap``: group bootstrap of the ES standard error.
 
-    num_samples: int = Field(default=500, ge=1)
+    Attributes
+    ----------
+    num_samples
+        Resamples of the groups; the SE is their median's standard deviation (ddof 1, so
+        at least 2).
+    seed
+        Mixed with ``cv.seed`` and the outer fold into the bootstrap's seed.
+    """
+
+    num_samples: int = Field(default=500, ge=2)
     seed: int = Field(default=123, ge=0)
 
 
 class ComplexityConfig(_Section):
-    """``model_selection.complexity``: seed of the random tie-break for undeclared models."""
+    """``model_selection.complexity``: seed of the random tie-break for undeclared models
+    (mixed with ``cv.seed`` and the outer fold)."""
 
     seed: int = Field(default=123, ge=0)
 

@@ -16,7 +16,8 @@ from algo_trader.application.simulation.candidates import (
 from algo_trader.domain.errors import ConfigError
 from algo_trader.domain.simulation.config import TuningConfig, load_simulation_config
 
-SAMPLE = Path(__file__).resolve().parents[3] / "config" / "simulation.yml"
+CONFIGS = Path(__file__).resolve().parents[3] / "config"
+SAMPLE = CONFIGS / "simulation_stub.yml"
 LR = "training.svi.learning_rate"
 ES = "training.svi.early_stopping.enabled"
 PATIENCE = "training.svi.early_stopping.patience"
@@ -149,6 +150,12 @@ def test_sample_config_candidates() -> None:
     assert len(candidates) == 4
     assert [c[ES] for c in candidates.values()] == [False, False, True, True]
     assert [PATIENCE in c for c in candidates.values()] == [False, False, True, True]
+
+
+def test_full_config_candidates() -> None:
+    candidates = generate_candidates(load_simulation_config(CONFIGS / "simulation.yml").tuning)
+    assert [c["model.params.num_factors"] for c in candidates.values()] == [1, 1, 2, 2]
+    assert all(3.0 <= c["model.params.nu"] <= 12.0 for c in candidates.values())
 
 
 def test_payload_is_sorted_plain_json() -> None:

@@ -82,10 +82,11 @@ def test_derive_seed_is_a_pure_function_of_its_unit() -> None:
 
 
 @given(st.integers(0, 2**32), st.integers(0, 50), st.integers(0, 50), st.integers(0, 50))
-def test_derive_seed_fits_torch_and_numpy(base: int, k: int, s: int, c: int) -> None:
+def test_derive_seed_fits_torch_numpy_and_pyro(base: int, k: int, s: int, c: int) -> None:
     seed = derive_seed(base, Stream.INNER_FIT, k, s, c)
     torch.Generator().manual_seed(seed)
     np.random.default_rng(seed)
+    np.random.RandomState(seed)  # what pyro.set_rng_seed seeds: 32 bits at most
 
 
 def test_prepared_split_ignores_test_and_later_rows() -> None:
@@ -122,7 +123,7 @@ def test_objective_aggregates_split_scores() -> None:
     cfg = HookConfig(CONFIG, seed)
     state = hooks.fit_model(item.X_train, item.y_train, cfg, None)
     pred = hooks.predict(item.X_test, state, cfg, 16)
-    assert result.scores[1] == hooks.score(item.y_test, pred, None)
+    assert result.scores[1] == hooks.score(item.y_test, pred, CONFIG.scoring.spec)
 
 
 def test_objective_does_not_depend_on_evaluation_order() -> None:

@@ -127,15 +127,19 @@ def test_stub_run_through_results_writes_every_artifact(work: Path) -> None:
         "cv/summary.json",
         "inputs/panel_tensor.pt",
         "outer/pnl.csv",
+        "outer/results.json",
         "run_manifest.json",
     }
     for fold in folds:
         expected |= {
             f"inner/{fold}/scores.json",
             f"inner/{fold}/best_config.json",
+            f"inner/{fold}/candidate_returns.csv",
             f"outer/{fold}/pnl.csv",
             f"outer/{fold}/weights.csv",
+            f"outer/{fold}/predictive.csv",
             f"outer/{fold}/metrics.json",
+            f"outer/{fold}/config.json",
             f"preprocessing/{fold}/inner_splits.json",
             f"preprocessing/{fold}/outer_cleaning.json",
         }
@@ -156,12 +160,13 @@ def test_stub_run_through_results_writes_every_artifact(work: Path) -> None:
     weights = pd.read_csv(out / "outer" / "outer_3" / "weights.csv", index_col="timestamp")
     assert len(pnl) == 8 and list(weights.columns) == ASSETS
     np.testing.assert_allclose(weights.to_numpy(), 1 / 3)
-    # Equal weights from zero: turnover 1 in the first week only; cost = 10 bps x 1e6 scale.
+    # Equal weights from zero: turnover 1 in the first week only; cost = 10 bps of it.
+    # PnL is in return units (fractions of capital): y / target_scale.
     np.testing.assert_allclose(pnl["turnover"], [1.0] + [0.0] * 7, atol=1e-12)
-    np.testing.assert_allclose(pnl["cost"], [1000.0] + [0.0] * 7, atol=1e-9)
+    np.testing.assert_allclose(pnl["cost"], [0.001] + [0.0] * 7, atol=1e-15)
     panel = load_tensor(out / "inputs" / "panel_tensor.pt")
     y = panel["y"].numpy()[CV["warmup_len"] + 3 * 8 : CV["warmup_len"] + 4 * 8]
-    np.testing.assert_allclose(pnl["gross"], np.nansum(y / 3, axis=1))
+    np.testing.assert_allclose(pnl["gross"], np.nansum(y / 3e6, axis=1), atol=1e-15)
 
     summary = read_json(out / "cv" / "summary.json")
     assert [f["k"] for f in summary["folds"]] == [3, 4, 5]
@@ -236,9 +241,10 @@ def test_dry_run_past_cv_writes_plans_and_calls_no_hook(work: Path) -> None:
     assert plan["split_ids"] == list(range(6)) and set(plan["seeds"]) == {"0000", "0001"}
 
 
-def test_full_mode_fails_before_any_work(work: Path) -> None:
-    with pytest.raises(NotYetImplementedError, match="issue #5"):
-        run_simulation(load_settings(), write_config(work, simulation_mode="full"))
+def test_infeasible_allocation_fails_before_any_work(work: Path) -> None:
+    path = write_config(work, allocation={"max_weight": 0.2})  # 3 x 0.2 cannot sum to 1
+    with pytest.raises(ConfigError, match=r"allocation\.max_weight"):
+        run_simulation(load_settings(), path)
     assert not (work / "data" / "simulation").exists()
 
 
@@ -246,8 +252,6 @@ def test_full_mode_fails_before_any_work(work: Path) -> None:
     ("overrides", "issue"),
     [
         ({"tuning": {"engine": "ray"}}, "#8"),
-        ({"model_selection": {"enable": True}}, "#6"),
-        ({"diagnostics": {"fan_charts": {"enable": True}}}, "#6"),
     ],
 )
 def test_unbuilt_settings_fail_before_any_work(
@@ -299,19 +303,22 @@ def test_default_label_is_latest_feature_week(work: Path) -> None:
     assert run_simulation(load_settings(), path).out_dir.name == "2021-09"
 
 
-@pytest.mark.slow
-def test_committed_config_on_bundled_sample(isolated_env: Path) -> None:
-    """The real stages on the bundled sample, then the committed config in stub mode."""
-    import argparse
-
+def _bundled_sample_feature_store() -> None:
+    """The real stages on the bundled sample: download, cleaning, features."""
     from algo_trader.application.feature_engineering.run import run_feature_engineering
-    from algo_trader.cli import commands
+    from algo_trader.cli.main import main
 
-    commands.default_pipeline(argparse.Namespace())
-    settings = load_settings()
-    run_feature_engineering(settings, None, None)
-    config = Path(__file__).resolve().parents[3] / "config" / "simulation.yml"
-    result = run_simulation(settings, config)
+    assert main(["historical"]) == 0
+    assert main(["data_cleaning", "--start", "2004-08"]) == 0
+    run_feature_engineering(load_settings(), None, None)
+
+
+@pytest.mark.slow
+def test_committed_stub_config_on_bundled_sample(isolated_env: Path) -> None:
+    """The committed stub config runs through results on the bundled sample."""
+    _bundled_sample_feature_store()
+    config = Path(__file__).resolve().parents[3] / "config" / "simulation_stub.yml"
+    result = run_simulation(load_settings(), config)
     files = files_under(result.out_dir)
     assert result.stopped_after == "results"
     assert {*CV_FILES, "cv/summary.json", "run_manifest.json", "outer/pnl.csv"} <= set(files)
@@ -319,6 +326,29 @@ def test_committed_config_on_bundled_sample(isolated_env: Path) -> None:
     assert summary["hooks"] == "stub" and summary["overall"]["n_weeks"] > 0
     panel = load_tensor(result.out_dir / "inputs" / "panel_tensor.pt")
     assert panel["assets"] == ["AAPL", "GOOG", "IBM", "MSFT", "NASDAQ", "SP500"]
+
+
+@pytest.mark.slow
+def test_committed_full_config_on_bundled_sample(isolated_env: Path) -> None:
+    """Full mode: factor_model_v1 by SVI, energy score, model selection, fan charts."""
+    _bundled_sample_feature_store()
+    config = Path(__file__).resolve().parents[3] / "config" / "simulation.yml"
+    result = run_simulation(load_settings(), config)
+    files = set(files_under(result.out_dir))
+    assert result.stopped_after == "results"
+    assert {
+        "outer/best_config.json",
+        "outer/selection.json",
+        "outer/metrics.json",
+        "outer/results.json",
+        "artifacts/prebuild/prebuild.json",
+    } <= files
+    assert any(f.startswith("outer/diagnostics/fan_charts/") and f.endswith(".png") for f in files)
+    assert any(f.startswith("outer/diagnostics/calibration/") for f in files)
+    summary = read_json(result.out_dir / "cv" / "summary.json")
+    assert summary["hooks"] == "full"
+    scores = read_json(result.out_dir / "inner" / "outer_6" / "scores.json")
+    assert scores  # real energy scores per candidate
 
 
 def test_no_finite_inner_score_is_named(work: Path) -> None:

@@ -14,7 +14,8 @@ from algo_trader.domain.simulation.config import (
     with_overrides,
 )
 
-SAMPLE = Path(__file__).resolve().parents[3] / "config" / "simulation.yml"
+SAMPLE = Path(__file__).resolve().parents[3] / "config" / "simulation_stub.yml"
+FULL = SAMPLE.with_name("simulation.yml")
 
 
 def load(tmp_path: Path, text: str) -> SimulationConfig:
@@ -41,6 +42,13 @@ def test_committed_sample_config_loads() -> None:
     assert len(config.tuning.strata()) == 2
     # ~440 weekly rows: (440 - 52) // 52 = 7 groups; the last two are outer test groups.
     assert config.outer.select(n_groups=7, q=config.cv.q) == [5, 6]
+
+
+def test_committed_full_config_loads() -> None:
+    config = load_simulation_config(FULL)
+    assert config.simulation_mode == "full" and config.model.prebuild.enabled
+    assert config.scoring.spec.metric_name == "energy_score"
+    assert config.model_selection.enable and config.diagnostics.fan_charts.enable
 
 
 def test_defaults_are_a_valid_config(tmp_path: Path) -> None:
