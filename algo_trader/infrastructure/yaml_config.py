@@ -10,6 +10,7 @@ file, the dotted key, the bad value and what is allowed.
 from __future__ import annotations
 
 import re
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -45,14 +46,24 @@ StrictLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_12, list("-
 
 def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
     text = str(loader.construct_scalar(node)).replace("_", "")
-    # YAML 1.2: a leading zero is decimal (0123 == 123); only 0o / 0x change the base.
-    return int(text, 0) if text.lstrip("+-").startswith(("0o", "0x")) else int(text, 10)
+    try:
+        # YAML 1.2: a leading zero is decimal (0123 == 123); only 0o / 0x change the base.
+        return int(text, 0) if text.lstrip("+-").startswith(("0o", "0x")) else int(text, 10)
+    except ValueError:  # Python refuses integers of more than 4300 digits
+        raise ConfigError(
+            f"integer at line {node.start_mark.line + 1} is too long ({len(text)} digits)"
+        ) from None
 
 
 def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, Hashable):
+            raise ConfigError(
+                f"mapping key {key!r} at line {key_node.start_mark.line + 1} must be a plain "
+                "scalar (a name), not a list or mapping"
+            )
         if key in seen:
             raise ConfigError(
                 f"duplicate key {key!r} at line {key_node.start_mark.line + 1} "
@@ -77,7 +88,10 @@ def load_yaml(path: str | Path) -> Any:
     file = Path(path)
     if not file.is_file():
         raise ConfigError(f"{file}: config file not found; create it or pass another path")
-    text = file.read_text(encoding="utf-8-sig")
+    try:
+        text = file.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{file}: not UTF-8 text at byte {err.start}; save it as UTF-8") from None
     try:
         data = yaml.load(text, Loader=StrictLoader)
     except ConfigError as err:

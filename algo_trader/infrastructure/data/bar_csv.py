@@ -481,6 +481,8 @@ def _parse_group(
         # Something is not a number (or the parser rejects a line): find exactly where.
         try:
             text = read(as_text=True)
+        except UnicodeDecodeError as undecodable:
+            raise _decode_error(origin, bodies, ids) from undecodable
         except pd.errors.ParserError as again:
             raise _parser_error(origin, again) from exc
         raise _first_non_number(origin, text, numeric) from exc
