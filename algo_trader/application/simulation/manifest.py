@@ -3,6 +3,13 @@
 Written at the base of the output folder by every run (whatever ``stop_after``), last and
 atomically (``shared/design.md``): its presence with ``"status": "complete"`` means every
 other file of the run is in place.
+
+Reproducibility: two runs with the same config, seeds and inputs on the same machine give
+the same bytes in every artifact; in the manifest only the wall-clock fields
+:data:`WALL_CLOCK_FIELDS` (``started``, ``finished``) differ. ``git`` (commit, dirty flag of
+the work tree the run started in), ``packages``, ``python``, ``platform`` and
+``torch_num_threads`` describe the environment: they are equal on the same machine with
+the same code.
 """
 
 from __future__ import annotations
@@ -18,6 +25,9 @@ from typing import Any
 from algo_trader.infrastructure.data.atomic import UTC_FORMAT, write_json
 
 MANIFEST_FILE = "run_manifest.json"
+WALL_CLOCK_FIELDS = ("started", "finished")
+"""Top-level manifest keys that hold wall-clock time: the only bytes that differ between
+two runs of the same config, seeds and inputs on the same machine."""
 PACKAGES = ("algo_trader", "numpy", "pandas", "torch", "scipy", "pyro-ppl")
 
 
@@ -68,6 +78,7 @@ def manifest_payload(
     stopped_after: str,
     hooks: str | None,
     started: str,
+    identity: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The manifest dict.
 
@@ -91,6 +102,9 @@ def manifest_payload(
         Name of the hooks used (``stub``...), None when no hook ran.
     started
         Start time (:func:`utc_now` at the start).
+    identity
+        The run's identity (``checkpoint.run_identity``): a re-run on the folder compares
+        its own with it.
     """
     return {
         "status": "complete",
@@ -106,9 +120,20 @@ def manifest_payload(
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "git": git_revision(),
+        "identity": identity,
+        "torch_num_threads": _torch_threads(),
         "started": started,
         "finished": utc_now(),
     }
+
+
+def _torch_threads() -> int | None:
+    """Intra-op threads of torch: float reductions may depend on it (reproducibility)."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return int(torch.get_num_threads())
 
 
 def write_manifest(out_dir: Path, payload: dict[str, Any]) -> Path:

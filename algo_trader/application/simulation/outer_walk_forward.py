@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from algo_trader.application.simulation.checkpoint import Checkpoint, restore_state
 from algo_trader.application.simulation.cv_groups import OuterFold
 from algo_trader.application.simulation.hooks import CostSpec, HookConfig, Hooks, allocation_spec
 from algo_trader.application.simulation.inner_objective import Stream, derive_seed
@@ -190,6 +191,7 @@ def evaluate_outer_walk_forward(
     hooks: Hooks,
     costs: CostSpec,
     tracker: Tracker | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> OuterResult:
     """Run the weekly walk-forward of one outer fold with the fold's chosen config.
 
@@ -207,6 +209,10 @@ def evaluate_outer_walk_forward(
         The cost settings (``hooks.cost_spec``).
     tracker
         Advanced once per test week (progress).
+    checkpoint
+        Where each finished week is recorded (draws, weights, fitted state); weeks it
+        already holds are read back instead of refitted, the last one's state
+        warm-starting the next week, so a resumed fold equals an uninterrupted one.
 
     Raises
     ------
@@ -228,13 +234,22 @@ def evaluate_outer_walk_forward(
     draws: list[np.ndarray] = []
     w_prev = np.zeros(n_assets)
     state: Any = None
+    done = 0 if checkpoint is None else checkpoint.weeks_done(fold.k, n_weeks)
     # One iteration per test week: each week refits on a longer history, warm-starts from
     # the previous week's state and trades against its weights, so weeks are sequential.
     for step, t in enumerate(fold.test_idx):
-        rows = expanding_train_idx(fold, step, horizon)
         hook_config = HookConfig(config=first if step == 0 else warm, seed=seeds[step])
-        state, week = _week_draws(features, panel, y, rows, int(t), hook_config, hooks, state)
-        w = np.asarray(hooks.allocate(week, w_prev, alloc), dtype=np.float64)
+        if step < done:  # recorded by a killed run: its draws, weights and fitted state
+            assert checkpoint is not None
+            week, w, saved = checkpoint.load_week(fold.k, step)
+            if step == done - 1:  # only the last one warm-starts a week still to fit
+                state = restore_state(saved, hook_config.config)
+        else:
+            rows = expanding_train_idx(fold, step, horizon)
+            state, week = _week_draws(features, panel, y, rows, int(t), hook_config, hooks, state)
+            w = np.asarray(hooks.allocate(week, w_prev, alloc), dtype=np.float64)
+            if checkpoint is not None:
+                checkpoint.save_week(fold.k, step, week, w, state)
         result = hooks.compute_pnl(w, y[t], w_prev, costs)
         pnl[step] = [result[c] for c in PNL_COLUMNS]
         weights[step] = w

@@ -22,7 +22,19 @@ Phases, in order (each writes its artifacts under ``SIMULATION_SOURCE/<label>/``
 5. ``results``: ``cv/summary.json``, ``outer/pnl.csv`` (all folds) and
    ``outer/results.json`` (performance report, buy-and-hold benchmark, DSR, PBO).
 
-``run_manifest.json`` is written last by every run. ``stop_after`` sets the last phase and
+``run_manifest.json`` is written last by every run.
+
+Resume (:mod:`.checkpoint`): re-running the same command on the same folder continues a
+killed run. Before any unit of work the run records its identity (the config without
+``stop_after``, the SHA-256 of each input file) in ``checkpoint/identity.json``; every
+inner (fold, candidate) evaluation and every outer week is checkpointed after its
+artifacts, and a re-run skips what is recorded and recomputes, deterministically, the
+cheap steps between (CV, preprocessing, selection, reports), so that it ends with the same
+bytes as an uninterrupted run. A folder whose identity differs from the config and inputs
+of this run is an error naming the differences. A finished run (a complete manifest with
+the same identity that reached the requested phase) is left alone: the re-run reports it
+complete and writes nothing. The ``checkpoint/`` folder is deleted once the manifest is
+written. ``stop_after`` sets the last phase and
 wins over ``simulation_mode``; without it ``dry_run`` stops after ``cv`` and the other modes
 run every phase. ``simulation_mode`` sets the work inside the phases: ``stub`` and ``full``
 use their hooks; ``dry_run`` calls no hook, so an inner/outer phase it is asked to reach
@@ -31,8 +43,10 @@ writes its plan (splits, candidates, seeds, test weeks) instead of results.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +59,16 @@ from algo_trader.application.simulation.candidates import (
     Candidates,
     candidates_payload,
     generate_candidates,
+)
+from algo_trader.application.simulation.checkpoint import (
+    Checkpoint,
+    candidate_frame,
+    check_identity,
+    fold_trials,
+    input_files,
+    is_empty_start,
+    remove_stray_temps,
+    run_identity,
 )
 from algo_trader.application.simulation.cv_groups import (
     InnerSplit,
@@ -68,6 +92,7 @@ from algo_trader.application.simulation.hooks import (
 )
 from algo_trader.application.simulation.inner_objective import (
     CandidateScore,
+    Objective,
     OnPrediction,
     PreparedSplit,
     Stream,
@@ -76,7 +101,12 @@ from algo_trader.application.simulation.inner_objective import (
     make_inner_objective,
     prepare_split,
 )
-from algo_trader.application.simulation.manifest import manifest_payload, utc_now, write_manifest
+from algo_trader.application.simulation.manifest import (
+    MANIFEST_FILE,
+    manifest_payload,
+    utc_now,
+    write_manifest,
+)
 from algo_trader.application.simulation.model_selection import (
     FoldSelection,
     SelectionTable,
@@ -127,8 +157,9 @@ logger = logging.getLogger(__name__)
 PHASES = ("inputs", "cv", "inner", "outer", "results")
 MIN_TRAIN_SAMPLES = 8
 """Fewest training weeks an outer fold or inner split may keep after purge and embargo."""
-# Folders and files of a previous run in the same output folder that this run rewrites;
-# they are removed first so that the folder never mixes two runs (inputs/ is reused).
+# Folders and files of a run that left no identity (an older version's, or one killed
+# before recording it): they are removed first so that the folder never mixes two runs
+# (inputs/ is reused).
 _RUN_OUTPUTS = ("cv", "inner", "outer", "preprocessing", "artifacts", "run_manifest.json")
 
 
@@ -155,6 +186,8 @@ class SimulationResult:
     hooks: str | None = None
     best: dict[int, str] = field(default_factory=dict)
     summary: dict[str, Any] | None = None
+    already_complete: bool = False
+    """The folder held this finished run already; nothing was recomputed or written."""
 
     def summary_lines(self) -> list[str]:
         """Short human-readable lines for the CLI."""
@@ -164,6 +197,12 @@ class SimulationResult:
             f"simulation ({self.mode}, stopped after {self.stopped_after}) -> {self.out_dir}",
             f"inputs: {t} weeks x {a} assets x {f} features{reuse}",
         ]
+        if self.already_complete:
+            lines.insert(
+                1,
+                "already complete with this config and these inputs: nothing recomputed "
+                "(delete the folder to recompute)",
+            )
         if self.n_folds:
             lines.append(f"cv: {self.n_folds} outer folds, {self.n_candidates} candidates")
         if self.best:
@@ -300,6 +339,88 @@ def build_cv(config: SimulationConfig, n_samples: int) -> CVStructure:
     return CVStructure(groups, folds, splits)
 
 
+def _tidy_killed_run(out_dir: Path) -> None:
+    """Delete what a killed write left: temp files and, if the run was killed before its
+    first file, its empty folders (a folder that is empty from the start stays an error)."""
+    if not out_dir.is_dir():
+        return
+    if remove_stray_temps(out_dir):
+        logger.info("removed temp files of a killed run under %s", out_dir)
+    if is_empty_start(out_dir):
+        shutil.rmtree(out_dir)
+
+
+def _read_manifest(out_dir: Path) -> dict[str, Any] | None:
+    path = out_dir / MANIFEST_FILE
+    if not path.is_file():
+        return None
+    return dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+def _reuse_or_clear(
+    checkpoint: Checkpoint, config: SimulationConfig, loaded: PanelLoad, last: str
+) -> dict[str, Any] | None:
+    """Decide what an existing run folder is to this run.
+
+    Returns the manifest when the folder holds this run finished at least up to ``last``
+    (nothing to do); None when the run is to go on: a new folder, a resumable one (same
+    identity), or one without identity (an older version's, or killed before recording
+    it: its outputs are removed, its panel reused).
+
+    Raises
+    ------
+    ConfigError, DataError
+        The folder's recorded config or inputs differ from this run's.
+    """
+    if not loaded.reused:
+        return None
+    manifest = _read_manifest(checkpoint.out_dir)
+    recorded = checkpoint.identity()
+    if recorded is None and manifest is not None:
+        recorded = manifest.get("identity")
+    if recorded is None:
+        _clear_previous_run(checkpoint.out_dir)
+        return None
+    current = run_identity(config, input_files(loaded.panel, loaded.path))
+    check_identity(checkpoint.out_dir, recorded, current)
+    if manifest is not None and _reaches(manifest["stopped_after"], last):
+        checkpoint.remove()  # left by a run killed right after writing its manifest
+        return manifest
+    logger.info("resuming %s (done: %s)", checkpoint.out_dir, checkpoint.markers())
+    return None
+
+
+def _complete_result(
+    out_dir: Path,
+    config: SimulationConfig,
+    loaded: PanelLoad,
+    manifest: dict[str, Any],
+    n_candidates: int,
+) -> SimulationResult:
+    """The result of a re-run on a finished run folder, from its files (nothing is run)."""
+    summary_path = out_dir / "cv" / "summary.json"
+    summary = json.loads(summary_path.read_text("utf-8")) if summary_path.is_file() else None
+    folds = (summary or {}).get("folds", [])
+    logger.info("%s is already complete with this config and these inputs", out_dir)
+    return SimulationResult(
+        out_dir=out_dir,
+        mode=config.simulation_mode,
+        stopped_after=manifest["stopped_after"],
+        reused_inputs=True,
+        panel_shape=(
+            int(loaded.panel.X.shape[0]),
+            len(loaded.panel.assets),
+            len(loaded.panel.features),
+        ),
+        n_folds=len(folds),
+        n_candidates=n_candidates if manifest.get("candidates") is not None else 0,
+        hooks=manifest.get("hooks"),
+        best={f["k"]: f["best_candidate_id"] for f in folds if "best_candidate_id" in f},
+        summary=summary,
+        already_complete=True,
+    )
+
+
 def _clear_previous_run(out_dir: Path) -> None:
     for name in _RUN_OUTPUTS:
         path = out_dir / name
@@ -341,6 +462,7 @@ class _Run:
     cv: CVStructure | None
     candidates: Candidates
     hooks: Hooks | None
+    checkpoint: Checkpoint
     seeds: dict[str, Any] = field(default_factory=dict)
     phases: list[str] = field(default_factory=lambda: ["inputs"])
     best: dict[int, CandidateScore] = field(default_factory=dict)
@@ -445,8 +567,12 @@ def _inner_fold(run: _Run, fold: OuterFold, hooks: Hooks) -> None:
     targets = _split_targets(run, fold, prepared) if selecting else {}
     params = run.config.data.dataset_params
     costs = cost_spec(run.config.cost, run.panel.assets, params.target_scale)
-    trials = TrialReturns(run.panel, run.structure.splits[fold.k], run.config, hooks, costs)
-    recorders: list[OnPrediction] = [trials.record]
+    # One TrialReturns per candidate: a candidate's net returns are checkpointed with it.
+    trials = {
+        cid: TrialReturns(run.panel, run.structure.splits[fold.k], run.config, hooks, costs)
+        for cid in run.candidates
+    }
+    recorders: list[OnPrediction] = [lambda sid, cid, draws: trials[cid].record(sid, cid, draws)]
     if selecting:
         recorders.append(payload_recorder(_fold_dir(run, "inner", fold.k), targets))
 
@@ -455,9 +581,17 @@ def _inner_fold(run: _Run, fold: OuterFold, hooks: Hooks) -> None:
             record(split_id, candidate_id, samples)
 
     total = len(prepared) * len(run.candidates)
+    frames: dict[str, pd.DataFrame] = {}
     with progress_bar(f"inner outer_{fold.k}", total) as tracker:
-        objective = make_inner_objective(
-            fold.k, prepared, run.config, hooks, tracker.advance, on_prediction
+        objective = _checkpointed(
+            run,
+            fold.k,
+            make_inner_objective(
+                fold.k, prepared, run.config, hooks, tracker.advance, on_prediction
+            ),
+            trials,
+            frames,
+            lambda: tracker.advance(len(prepared)),
         )
         results = [
             objective(i, cid, params) for i, (cid, params) in enumerate(run.candidates.items())
@@ -467,7 +601,7 @@ def _inner_fold(run: _Run, fold: OuterFold, hooks: Hooks) -> None:
         r.candidate_id: {str(k): v for k, v in r.seeds.items()} for r in results
     }
     folder = _fold_dir(run, "inner", fold.k)
-    run.trials[fold.k] = trials.frame()
+    run.trials[fold.k] = fold_trials([frames[cid] for cid in run.candidates])
     write_trial_returns(folder, run.trials[fold.k])
     write_json(
         folder / "scores.json",
@@ -486,6 +620,7 @@ def _inner_fold(run: _Run, fold: OuterFold, hooks: Hooks) -> None:
         )
     if selecting:
         best = _select_fold(run, fold, hooks, prepared, targets, results)
+        run.checkpoint.mark(f"selection outer_{fold.k}")
     run.best[fold.k] = best
     write_json(
         folder / "best_config.json",
@@ -497,6 +632,41 @@ def _inner_fold(run: _Run, fold: OuterFold, hooks: Hooks) -> None:
             "config": with_overrides(run.config, best.params).model_dump(mode="json"),
         },
     )
+    run.checkpoint.mark(f"inner outer_{fold.k}")
+
+
+def _checkpointed(
+    run: _Run,
+    fold_k: int,
+    objective: Objective,
+    trials: dict[str, TrialReturns],
+    frames: dict[str, pd.DataFrame],
+    skipped: Callable[[], None],
+) -> Objective:
+    """``objective`` that reads a candidate recorded by a killed run instead of refitting
+    it, and records each candidate it evaluates (after its split payloads are written).
+
+    ``frames`` receives each candidate's net returns, rebuilt from the recorded arrays in
+    both cases so that a resumed fold writes the same bytes as an uninterrupted one.
+    """
+
+    def run_candidate(index: int, candidate_id: str, params: Mapping[str, Any]) -> CandidateScore:
+        done = run.checkpoint.load_candidate(fold_k, candidate_id, params)
+        if done is not None:
+            skipped()
+            result, frames[candidate_id] = done
+            return result
+        result = objective(index, candidate_id, params)
+        frame = trials[candidate_id].frame()
+        rows, net = np.zeros(0, np.int64), np.zeros(0)
+        if candidate_id in frame:  # absent when every split of the candidate failed
+            rows = pd.DatetimeIndex(frame.index).as_unit("ns").asi8
+            net = frame[candidate_id].to_numpy()
+        frames[candidate_id] = candidate_frame(candidate_id, rows, net)
+        run.checkpoint.save_candidate(fold_k, result, frames[candidate_id])
+        return result
+
+    return run_candidate
 
 
 def run_inner(run: _Run) -> None:
@@ -509,6 +679,7 @@ def run_inner(run: _Run) -> None:
     run.config = run_prebuild(run.config, run.panel, run.structure.folds, run.out_dir)
     if run.config.model.prebuild.enabled:
         run.seeds["prebuild"] = derive_seed(run.config.cv.seed, Stream.PREBUILD)
+        run.checkpoint.mark("prebuild")
     for fold in run.structure.folds:
         _inner_fold(run, fold, hooks)
 
@@ -567,10 +738,13 @@ def run_outer(run: _Run) -> None:
         for fold in run.structure.folds:
             best = run.best[fold.k]
             config = with_overrides(run.config, best.params)
-            result = evaluate_outer_walk_forward(run.panel, fold, config, hooks, costs, tracker)
+            result = evaluate_outer_walk_forward(
+                run.panel, fold, config, hooks, costs, tracker, run.checkpoint
+            )
             run.outer[fold.k] = result
             run.seeds.setdefault("outer", {})[f"outer_{fold.k}"] = result.seeds
             _write_outer(run, result, best.candidate_id, config)
+            run.checkpoint.mark(f"outer outer_{fold.k}")
 
 
 def summary_payload(run: _Run) -> dict[str, Any]:
@@ -642,6 +816,7 @@ def _run_phases(run: _Run, cv: CVStructure, last: str) -> None:
     """Phases ``cv`` .. ``last`` (``inputs`` is done by the caller)."""
     write_cv(run.out_dir, run.panel, cv, run.config, run.candidates)
     run.phases.append("cv")
+    run.checkpoint.mark("cv")
     for phase, step in (("inner", run_inner), ("outer", run_outer)):
         if _reaches(last, phase):
             step(run)
@@ -652,7 +827,12 @@ def _run_phases(run: _Run, cv: CVStructure, last: str) -> None:
 
 
 def _write_run_manifest(
-    run: _Run, loaded: PanelLoad, config_path: Path, last: str, started: str
+    run: _Run,
+    loaded: PanelLoad,
+    config_path: Path,
+    last: str,
+    started: str,
+    identity: dict[str, Any],
 ) -> None:
     inputs = {
         **run.panel.sources,
@@ -671,6 +851,7 @@ def _write_run_manifest(
             stopped_after=last,
             hooks=None if run.hooks is None else run.hooks.name,
             started=started,
+            identity=identity,
         ),
     )
 
@@ -708,7 +889,9 @@ def run_simulation(settings: Settings, config_path: str | Path) -> SimulationRes
     check_diagnostics(config)
     hooks = resolve_hooks(config, last)
     candidates = generate_candidates(config.tuning)
-    loaded, out_dir = _load_inputs(settings, config)
+    out_dir = output_dir(settings, config)
+    _tidy_killed_run(out_dir)
+    loaded, _ = _load_inputs(settings, config)
     if config.diagnostics.fan_charts.enable:
         fan_chart_assets(config.diagnostics.fan_charts, loaded.panel.assets)
     # The CV config is checked against the panel before anything is written.
@@ -716,15 +899,26 @@ def run_simulation(settings: Settings, config_path: str | Path) -> SimulationRes
     if hooks is not None:  # allocation and costs, too, are checked before any file is written
         allocation_spec(config, len(loaded.panel.assets))
         cost_spec(config.cost, loaded.panel.assets, config.data.dataset_params.target_scale)
-    _clear_previous_run(out_dir)
+    checkpoint = Checkpoint(out_dir)
+    finished = _reuse_or_clear(checkpoint, config, loaded, last)
+    if finished is not None:
+        return _complete_result(out_dir, config, loaded, finished, len(candidates))
     save_panel(loaded)
     if loaded.reused:
         logger.info("reusing %s (delete it to rebuild the inputs)", loaded.path)
+    identity = run_identity(config, input_files(loaded.panel, loaded.path))
+    if checkpoint.identity() is None:
+        checkpoint.start(identity)
+    # A run continued past the phase an earlier run stopped at: its manifest no longer
+    # describes the folder until this run writes its own.
+    (out_dir / MANIFEST_FILE).unlink(missing_ok=True)
+    checkpoint.mark("inputs")
     seeds: dict[str, Any] = {"cv.seed": config.cv.seed, "tuning.seed": config.tuning.seed}
-    run = _Run(out_dir, config, loaded.panel, cv, candidates, hooks, seeds)
+    run = _Run(out_dir, config, loaded.panel, cv, candidates, hooks, checkpoint, seeds)
     if cv is not None:
         _run_phases(run, cv, last)
-    _write_run_manifest(run, loaded, Path(config_path), last, started)
+    _write_run_manifest(run, loaded, Path(config_path), last, started, identity)
+    checkpoint.remove()
     logger.info("simulation finished after %s: %s", last, out_dir)
     return SimulationResult(
         out_dir=out_dir,

@@ -1,7 +1,13 @@
 """Atomic file writes: temp file in the same folder, fsync, rename.
 
 A reader never sees a half-written file, and a run killed mid-write leaves the previous
-version in place. Everything the project writes goes through these helpers.
+version in place (and a ``.<name>.<random>.tmp`` file that a resuming run deletes).
+Everything the project writes goes through these helpers.
+
+Durability: the temp file is fsynced before the rename, and the folder is fsynced after
+it. A ``kill -9`` alone never loses a rename (the kernel keeps it); the folder fsync is
+what makes the rename survive a power loss or an OS crash, so that a checkpoint or a
+manifest found after a reboot points at complete files.
 """
 
 from __future__ import annotations
@@ -21,6 +27,21 @@ UTC_FORMAT = "%Y-%m-%dT%H:%M:%S+00:00"
 """strftime format of every timestamp the project writes (values are always UTC)."""
 
 
+def fsync_dir(path: str | Path) -> None:
+    """fsync a folder so that a rename or deletion in it is durable (no-op where the OS
+    cannot open a folder, e.g. Windows)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems refuse fsync on a folder; the rename itself is done
+    finally:
+        os.close(fd)
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temp path beside ``path``; on success fsync it and rename it onto ``path``."""
@@ -34,6 +55,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, target)
+        fsync_dir(target.parent)
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -74,11 +96,17 @@ def write_csv(path: str | Path, frame: pd.DataFrame, **kwargs: Any) -> None:
 
 
 def save_tensor(path: str | Path, payload: dict[str, Any]) -> None:
-    """``torch.save`` a plain dict (no pickled classes) atomically."""
+    """``torch.save`` a plain dict (no pickled classes) atomically.
+
+    The payload is saved through an open handle: given a path, ``torch.save`` names the
+    zip archive's top folder after the file, here the random temp name, so the same
+    payload would give different bytes each time; through a handle the folder is always
+    ``archive`` and equal payloads give equal bytes.
+    """
     import torch  # lazily: importing torch costs seconds, and most writers never need it
 
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        torch.save(payload, handle)
 
 
 def load_tensor(path: str | Path) -> dict[str, Any]:
