@@ -210,6 +210,11 @@ class PyroState:
     fit: FitState
 
 
+def _device(hc: HookConfig) -> str | None:
+    """``cuda`` when ``flags.use_gpu``; otherwise None, which reads ``TORCH_DEVICE``."""
+    return "cuda" if hc.config.flags.use_gpu else None
+
+
 def _fit_spec(X: torch.Tensor, y: torch.Tensor, hc: HookConfig, init: Any) -> FitSpec:
     warm = init.fit if isinstance(init, PyroState) else None
     return FitSpec(
@@ -240,6 +245,7 @@ def pyro_fit_model(
         spec.config,
         seed=hc.seed,
         init_state=spec.init_state,
+        device=_device(hc),
         validate=False,
     )
     return PyroState(model, guide, state)
@@ -264,7 +270,11 @@ def pyro_fit_many(
     states: list[PyroState | None] = [None] * len(items)
     for members in groups.values():
         fitted = fit_batched(
-            m.model_name, m.guide_name, [specs[i] for i in members], validate=False
+            m.model_name,
+            m.guide_name,
+            [specs[i] for i in members],
+            device=_device(items[0][2]),
+            validate=False,
         )
         for i, fit_state in zip(members, fitted, strict=True):
             # One model/guide instance per fit: the batched program's are K-wide.
@@ -281,7 +291,9 @@ def pyro_predict(
 ) -> dict[str, torch.Tensor]:
     """``predict`` hook: ``(S, T, A)`` posterior predictive draws of ``obs`` (float64)."""
     batch = ModelBatch.from_arrays(X_pred)
-    samples = predict(state.model, state.guide, state.fit, batch, num_samples, hc.seed)
+    samples = predict(
+        state.model, state.guide, state.fit, batch, num_samples, hc.seed, device=_device(hc)
+    )
     return {"samples": samples.to(torch.float64)}
 
 

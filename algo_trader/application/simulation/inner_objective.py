@@ -107,7 +107,14 @@ def preprocess_rows(
     X = panel.X  # NaN exactly where missing (Panel invariant)
     cleaning = fit_cleaning(X, panel.features, fit_idx, cfg, seed)
     kept = cleaning.select(X)
-    scaling = fit_scaling(kept, cleaning.kept, fit_idx, cfg, panel.assets)
+    scaling = fit_scaling(
+        kept,
+        cleaning.kept,
+        fit_idx,
+        cfg,
+        panel.assets,
+        config.flags.use_feature_names_for_scaling,
+    )
     out = [
         torch.from_numpy(np.ascontiguousarray(transform(kept[idx], scaling, cfg)[0]))
         for idx in apply_idx

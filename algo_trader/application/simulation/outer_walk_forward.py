@@ -166,7 +166,14 @@ def _week_draws(
     """Refit the scaler and the model on ``rows``; ``(state, (S, A) draws of y[t])``."""
     config = hook_config.config
     cfg = config.preprocessing
-    scaling = fit_scaling(features.values, features.names, rows, cfg, panel.assets)
+    scaling = fit_scaling(
+        features.values,
+        features.names,
+        rows,
+        cfg,
+        panel.assets,
+        config.flags.use_feature_names_for_scaling,
+    )
     X_train = transform(features.values[rows], scaling, cfg)[0]
     state = hooks.fit_model(_tensor(X_train), _tensor(y[rows]), hook_config, state)
     X_t = _tensor(transform(features.values[t : t + 1], scaling, cfg)[0])

@@ -340,6 +340,7 @@ def fit_scaling(
     train_idx: np.ndarray,
     cfg: PreprocessingConfig,
     assets: Sequence[str] | None = None,
+    use_names: bool = True,
 ) -> ScalingState:
     """Fit the scaling of nestedcv section 6 on the training rows only (see module doc).
 
@@ -350,6 +351,8 @@ def fit_scaling(
     train_idx : training row indices into ``X``.
     cfg : the ``preprocessing`` section of the simulation config.
     assets : the A asset names, used only in error messages.
+    use_names : apply the name rules (``brk_*`` centred, ``cs_rank_*`` passed through;
+        ``flags.use_feature_names_for_scaling``); False robust-scales every feature.
 
     Returns
     -------
@@ -363,7 +366,7 @@ def fit_scaling(
     """
     block = _train_block(X, names, train_idx)
     n_rows, n_assets, n_features = block.shape
-    kinds = np.array([feature_kind(name) for name in names], dtype="<U11")
+    kinds = np.array([feature_kind(name) if use_names else ROBUST for name in names], dtype="<U11")
     robust, breakout = kinds == ROBUST, kinds == BREAKOUT
 
     low, high, median, scale = _pooled_robust(block, names, robust, cfg)

@@ -427,3 +427,19 @@ def test_fitted_state_ignores_every_non_training_row(
         before, _ = transform(reference[0].select(X), reference[1], config)
         after, _ = transform(cleaning.select(changed), scaling, config)
         np.testing.assert_array_equal(before[train_idx], after[train_idx])
+
+
+def test_without_name_rules_every_feature_is_robust_scaled() -> None:
+    """``flags.use_feature_names_for_scaling: false`` drops the brk_/cs_rank_ policies."""
+    from algo_trader.domain.simulation.config import PreprocessingConfig
+
+    rng = np.random.default_rng(0)
+    X = np.stack(
+        [rng.integers(0, 2, size=(40, 3)).astype(float), rng.uniform(size=(40, 3))], axis=-1
+    )
+    names = ["breakout__brk_up_4w", "cross_sectional__cs_rank_rev_1w"]
+    cfg = PreprocessingConfig()
+    by_name = fit_scaling(X, names, np.arange(30), cfg)
+    plain = fit_scaling(X, names, np.arange(30), cfg, use_names=False)
+    assert by_name.kinds.tolist() == ["breakout", "passthrough"]
+    assert plain.kinds.tolist() == ["robust", "robust"]
