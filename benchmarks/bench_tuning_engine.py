@@ -42,13 +42,20 @@ ROOT = Path(__file__).resolve().parents[1]
 STUB = ROOT / "config" / "simulation_stub.yml"
 
 
-def prepare(work: Path) -> None:
-    """The sample pipeline up to the feature store (not timed)."""
-    for command in ("historical", "data_cleaning", "feature_engineering"):
+SAMPLE_START = "2004-08"  # the bundled sample's first month
+
+
+def prepare() -> None:
+    """The sample pipeline up to the feature store (not timed), into the env's folders."""
+    for command in (
+        ["historical"],
+        ["data_cleaning", "--start", SAMPLE_START],
+        ["feature_engineering"],
+    ):
         subprocess.run(
-            [sys.executable, "-m", "algo_trader.cli.main", command],
+            [sys.executable, "-m", "algo_trader.cli.main", *command],
             check=True,
-            cwd=work,
+            cwd=ROOT,
             stdout=subprocess.DEVNULL,
         )
 
@@ -93,7 +100,7 @@ def main() -> None:
         ):
             os.environ[name] = str(work / sub)
         started = time.perf_counter()
-        prepare(work)
+        prepare()
         print(f"sample prepared in {time.perf_counter() - started:.1f} s (not timed below)")
         local, best = time_runs(write_config(work, "local"), args.repeats)
         print(f"engine local            : {local:7.1f} s   best {best}")

@@ -46,7 +46,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,13 +91,11 @@ from algo_trader.application.simulation.hooks import (
 )
 from algo_trader.application.simulation.inner_objective import (
     CandidateScore,
-    Objective,
     OnPrediction,
     PreparedSplit,
     Stream,
     best_candidate,
     derive_seed,
-    make_inner_objective,
     prepare_split,
 )
 from algo_trader.application.simulation.manifest import (
@@ -142,7 +139,13 @@ from algo_trader.application.simulation.trial_returns import (
     pooled_trials,
     write_trial_returns,
 )
-from algo_trader.domain.errors import ConfigError, DataError, NotYetImplementedError
+from algo_trader.application.simulation.tuning_engine import (
+    FoldWork,
+    check_engine,
+    evaluate_candidates,
+    tuning_session,
+)
+from algo_trader.domain.errors import ConfigError, DataError
 from algo_trader.domain.simulation.config import (
     SimulationConfig,
     load_simulation_config,
@@ -231,29 +234,17 @@ def _reaches(last: str, phase: str) -> bool:
     return PHASES.index(last) >= PHASES.index(phase)
 
 
-def _check_built(config: SimulationConfig) -> None:
-    """Refuse, before any work, settings whose implementation a later issue brings."""
-    unbuilt = [
-        (config.tuning.engine == "ray", "tuning.engine: ray", "#8", "set tuning.engine: local"),
-    ]
-    for active, setting, issue, fix in unbuilt:
-        if active:
-            raise NotYetImplementedError(
-                f"{setting} is not built yet (it arrives with issue {issue}); {fix}"
-            )
-
-
 def resolve_hooks(config: SimulationConfig, last: str) -> Hooks | None:
     """The hooks the run needs (None if it calls none); fails before any work.
 
     Raises
     ------
-    NotYetImplementedError
-        A setting a later issue builds (Ray engine).
+    ConfigError
+        ``tuning.engine: ray`` without the ``ray`` extra installed.
     """
     if not _reaches(last, "inner") or config.simulation_mode == "dry_run":
         return None
-    _check_built(config)
+    check_engine(config.tuning)
     return stub_hooks() if config.simulation_mode == "stub" else full_hooks()
 
 
@@ -582,25 +573,29 @@ def _inner_fold(run: _Run, fold: OuterFold, hooks: Hooks) -> None:
 
     total = len(prepared) * len(run.candidates)
     frames: dict[str, pd.DataFrame] = {}
+    done: dict[str, CandidateScore] = {}
+    for cid, candidate in run.candidates.items():  # a killed run's candidates are read back
+        loaded = run.checkpoint.load_candidate(fold.k, cid, candidate)
+        if loaded is not None:
+            done[cid], frames[cid] = loaded
+
+    def record(result: CandidateScore) -> None:  # after the candidate's payloads are written
+        cid = result.candidate_id
+        frames[cid] = _net_returns(trials[cid], cid)
+        run.checkpoint.save_candidate(fold.k, result, frames[cid])
+        done[cid] = result
+
+    work = FoldWork(fold.k, prepared, run.config, hooks, list(run.candidates), run.candidates)
+    todo = [cid for cid in run.candidates if cid not in done]
+    folder = _fold_dir(run, "inner", fold.k)
     with progress_bar(f"inner outer_{fold.k}", total) as tracker:
-        objective = _checkpointed(
-            run,
-            fold.k,
-            make_inner_objective(
-                fold.k, prepared, run.config, hooks, tracker.advance, on_prediction
-            ),
-            trials,
-            frames,
-            lambda: tracker.advance(len(prepared)),
-        )
-        results = [
-            objective(i, cid, params) for i, (cid, params) in enumerate(run.candidates.items())
-        ]
+        tracker.advance(len(prepared) * len(done))
+        evaluate_candidates(work, folder, tracker.advance, on_prediction, record, todo)
+    results = [done[cid] for cid in run.candidates]
     best = best_candidate(results)
     run.seeds.setdefault("inner", {})[f"outer_{fold.k}"] = {
         r.candidate_id: {str(k): v for k, v in r.seeds.items()} for r in results
     }
-    folder = _fold_dir(run, "inner", fold.k)
     run.trials[fold.k] = fold_trials([frames[cid] for cid in run.candidates])
     write_trial_returns(folder, run.trials[fold.k])
     write_json(
@@ -635,38 +630,15 @@ def _inner_fold(run: _Run, fold: OuterFold, hooks: Hooks) -> None:
     run.checkpoint.mark(f"inner outer_{fold.k}")
 
 
-def _checkpointed(
-    run: _Run,
-    fold_k: int,
-    objective: Objective,
-    trials: dict[str, TrialReturns],
-    frames: dict[str, pd.DataFrame],
-    skipped: Callable[[], None],
-) -> Objective:
-    """``objective`` that reads a candidate recorded by a killed run instead of refitting
-    it, and records each candidate it evaluates (after its split payloads are written).
-
-    ``frames`` receives each candidate's net returns, rebuilt from the recorded arrays in
-    both cases so that a resumed fold writes the same bytes as an uninterrupted one.
-    """
-
-    def run_candidate(index: int, candidate_id: str, params: Mapping[str, Any]) -> CandidateScore:
-        done = run.checkpoint.load_candidate(fold_k, candidate_id, params)
-        if done is not None:
-            skipped()
-            result, frames[candidate_id] = done
-            return result
-        result = objective(index, candidate_id, params)
-        frame = trials[candidate_id].frame()
-        rows, net = np.zeros(0, np.int64), np.zeros(0)
-        if candidate_id in frame:  # absent when every split of the candidate failed
-            rows = pd.DatetimeIndex(frame.index).as_unit("ns").asi8
-            net = frame[candidate_id].to_numpy()
-        frames[candidate_id] = candidate_frame(candidate_id, rows, net)
-        run.checkpoint.save_candidate(fold_k, result, frames[candidate_id])
-        return result
-
-    return run_candidate
+def _net_returns(trials: TrialReturns, candidate_id: str) -> pd.DataFrame:
+    """A candidate's net returns as rebuilt from recorded arrays, so that a resumed fold
+    writes the same bytes as an uninterrupted one."""
+    frame = trials.frame()
+    rows, net = np.zeros(0, np.int64), np.zeros(0)
+    if candidate_id in frame:  # absent when the candidate failed (on_trial_error: skip)
+        rows = pd.DatetimeIndex(frame.index).as_unit("ns").asi8
+        net = frame[candidate_id].to_numpy()
+    return candidate_frame(candidate_id, rows, net)
 
 
 def run_inner(run: _Run) -> None:
@@ -680,8 +652,9 @@ def run_inner(run: _Run) -> None:
     if run.config.model.prebuild.enabled:
         run.seeds["prebuild"] = derive_seed(run.config.cv.seed, Stream.PREBUILD)
         run.checkpoint.mark("prebuild")
-    for fold in run.structure.folds:
-        _inner_fold(run, fold, hooks)
+    with tuning_session(run.config.tuning):  # engine ray: one Ray session for the run
+        for fold in run.structure.folds:
+            _inner_fold(run, fold, hooks)
 
 
 def _write_outer(
@@ -879,8 +852,9 @@ def run_simulation(settings: Settings, config_path: str | Path) -> SimulationRes
         any file is written).
     DataError
         Missing or inconsistent inputs, or an output folder without ``inputs/panel_tensor.pt``.
-    NotYetImplementedError
-        ``tuning.engine: ray`` (until issue #8).
+    TrialFailedError
+        A candidate failed under ``tuning.on_trial_error: raise`` (traceback in
+        ``inner/outer_<k>/trial_errors.json``).
     """
     started = utc_now()
     config = load_simulation_config(config_path)

@@ -13,7 +13,7 @@ import yaml
 
 from algo_trader.application.simulation.panel import sha256_file
 from algo_trader.application.simulation.runner import last_phase, run_simulation
-from algo_trader.domain.errors import ConfigError, DataError, NotYetImplementedError
+from algo_trader.domain.errors import ConfigError, DataError
 from algo_trader.domain.simulation.config import SimulationConfig
 from algo_trader.infrastructure.data.atomic import load_tensor, save_tensor
 from algo_trader.infrastructure.data.layout import tensor_payload
@@ -245,20 +245,6 @@ def test_infeasible_allocation_fails_before_any_work(work: Path) -> None:
     path = write_config(work, allocation={"max_weight": 0.2})  # 3 x 0.2 cannot sum to 1
     with pytest.raises(ConfigError, match=r"allocation\.max_weight"):
         run_simulation(load_settings(), path)
-    assert not (work / "data" / "simulation").exists()
-
-
-@pytest.mark.parametrize(
-    ("overrides", "issue"),
-    [
-        ({"tuning": {"engine": "ray"}}, "#8"),
-    ],
-)
-def test_unbuilt_settings_fail_before_any_work(
-    work: Path, overrides: dict[str, Any], issue: str
-) -> None:
-    with pytest.raises(NotYetImplementedError, match=f"issue {issue}"):
-        run_simulation(load_settings(), write_config(work, **overrides))
     assert not (work / "data" / "simulation").exists()
 
 
