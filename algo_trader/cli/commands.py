@@ -119,6 +119,19 @@ def _backtest(
         console.print(f"  {line}")
 
 
+def _report(settings: Settings, run: str | None = None) -> None:
+    from algo_trader.application.report import resolve_run, write_report
+
+    path = write_report(resolve_run(settings.simulation_source, run))
+    # soft_wrap: the path stays on one line (copyable) even when it is wider than the console.
+    console.print(f"report: {path}", soft_wrap=True)
+
+
+def report(args: argparse.Namespace) -> int:
+    _report(load_settings(), args.run)
+    return 0
+
+
 def backtest(args: argparse.Namespace) -> int:
     _backtest(
         load_settings(),
@@ -130,8 +143,8 @@ def backtest(args: argparse.Namespace) -> int:
 
 
 def default_pipeline(args: argparse.Namespace) -> int:
-    """Download, clean, engineer features, simulate, backtest: the whole chain on the
-    default data."""
+    """Download, clean, engineer features, simulate, backtest, report: the whole chain on
+    the default data; ends with the report's path."""
     settings = load_settings()
     defaults = argparse.Namespace(
         provider=None,
@@ -151,6 +164,7 @@ def default_pipeline(args: argparse.Namespace) -> int:
     _feature_engineering(settings, None, None)
     _simulation(settings, default_simulation_config())
     _backtest(settings)
+    _report(settings)
     return 0
 
 

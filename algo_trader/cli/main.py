@@ -218,6 +218,28 @@ def _add_backtest(sub: argparse._SubParsersAction) -> None:
     )
 
 
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report",
+        formatter_class=_Formatter,
+        help="write a simulation run's self-contained HTML report",
+        description=(
+            "Write <run>/report.html: one self-contained page (no network needed) with the "
+            "run's config and manifest, the CV structure as a timeline, the candidate table "
+            "(ES/CRPS/QL, selected candidate), fan charts and calibration plots, the backtest "
+            "curves and metrics against buy-and-hold, and links to every artifact. Parts the "
+            "run did not produce are marked as such."
+        ),
+    )
+    p.add_argument(
+        "run",
+        nargs="?",
+        default=None,
+        metavar="RUN",
+        help="run folder or label under SIMULATION_SOURCE (default: the latest finished run)",
+    )
+
+
 def _add_modeling(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "modeling",
@@ -252,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
             "Research workbench for systematic trading. With no command, runs the default "
             "pipeline on the bundled real sample (or HISTORICAL_DATA_PROVIDER): download, "
             "data cleaning, feature engineering, the simulation in config/simulation.yml, "
-            "then the backtest of its result."
+            "the backtest of its result, then the run's HTML report."
         ),
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -264,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_modeling(sub)
     _add_simulation(sub)
     _add_backtest(sub)
+    _add_report(sub)
     return parser
 
 

@@ -11,6 +11,7 @@ COMMANDS = [
     "modeling",
     "simulation",
     "backtest",
+    "report",
 ]
 
 

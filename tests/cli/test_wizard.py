@@ -40,6 +40,7 @@ BUILT = [
     "modeling",
     "simulation",
     "backtest",
+    "report",
 ]
 TIMEOUT = 90  # seconds per expected screen: the dev machine is shared and slow to import torch
 DOWN, ENTER, SPACE, CLEAR, CTRL_C = "\x1b[B", "\r", " ", "\x15", "\x03"
