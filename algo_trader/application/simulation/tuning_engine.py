@@ -23,6 +23,7 @@ own process logs stay in Ray's session folder (``/tmp/ray/session_*/logs``), not
 from __future__ import annotations
 
 import logging
+import os
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
@@ -31,6 +32,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+# Ray starts its workers with `uv run` when the driver runs under `uv run`, re-resolving the
+# project environment from the worker's own directory (without this run's extras: no ray).
+# Workers must use the driver's interpreter and venv instead.
+os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 
 from algo_trader.application.simulation.hooks import Hooks
 from algo_trader.application.simulation.inner_objective import (

@@ -44,6 +44,10 @@ from algo_trader.infrastructure.data.atomic import save_tensor
 from algo_trader.infrastructure.data.layout import tensor_payload
 from algo_trader.infrastructure.env import load_settings
 
+# Set before any ray.init in this module (the engine module sets it too): workers use this
+# interpreter, not a `uv run` of their own (which would lack the ray extra).
+os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+
 STUB_CONFIG = Path(__file__).resolve().parents[3] / "config" / "simulation_stub.yml"
 N_WEEKS = 61  # 60 panel rows: the last feature week has no next-week return
 ASSETS = ["AAA", "BBB", "CCC"]
