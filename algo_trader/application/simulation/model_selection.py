@@ -830,10 +830,5 @@ def declared_complexity(
     from algo_trader.pipeline.stages.modeling.registry import default_model_registry
 
     model = default_model_registry().get(config.model.model_name)(config.model.params)
-    measure = getattr(model, "complexity", None)
-    if measure is None:
-        return None
-    try:
-        return float(measure(num_assets, num_features))
-    except NotImplementedError:
-        return None
+    value = model.complexity(num_assets, num_features)
+    return None if value is None else float(value)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any, ClassVar, Literal, cast
@@ -272,7 +273,7 @@ class Configurable:
         )
 
 
-class PyroModel(Configurable):
+class PyroModel(Configurable, ABC):
     """Base of every registered model: built from ``model.params``, called on a batch.
 
     Subclasses implement ``__call__`` and :meth:`complexity`, and may set
@@ -289,15 +290,19 @@ class PyroModel(Configurable):
     elbo: ClassVar[Literal["trace", "trace_enum"]] = "trace"
     max_plate_nesting: ClassVar[int] = 3
 
+    @abstractmethod
     def __call__(self, batch: ModelBatch) -> None:
-        raise NotImplementedError
+        """The generative model; observes ``batch.y`` at the site ``"obs"``."""
 
-    def complexity(self, num_assets: int, num_features: int) -> float:
-        """Effective number of parameters (used by post-tune model selection)."""
-        raise NotImplementedError
+    def complexity(self, num_assets: int, num_features: int) -> float | None:
+        """Effective number of parameters (post-tune model selection's tie-break).
+
+        None: the model declares none, and selection falls back to a seeded random draw.
+        """
+        return None
 
 
-class PyroGuide(Configurable):
+class PyroGuide(Configurable, ABC):
     """Base of every registered guide: built from ``model.guide_params`` and the model it
     approximates (as Pyro's autoguides are); owns every ``pyro.param`` of the fit. In a
     batched program each param's leading dim is the fit index (K).
@@ -309,8 +314,9 @@ class PyroGuide(Configurable):
         super().__init__(params)
         self.model = model
 
+    @abstractmethod
     def __call__(self, batch: ModelBatch) -> None:
-        raise NotImplementedError
+        """The variational distribution over the model's latent sites."""
 
 
 def linear_predictor(X: torch.Tensor, coef: torch.Tensor) -> torch.Tensor:

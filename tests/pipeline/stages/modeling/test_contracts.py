@@ -5,9 +5,9 @@ import torch
 
 from algo_trader.domain.errors import DataError
 from algo_trader.pipeline.stages.modeling.contracts import (
+    Configurable,
     ModelBatch,
     ModelShapeError,
-    PyroModel,
     per_fit,
 )
 
@@ -81,7 +81,7 @@ def test_masks_rows_and_scales() -> None:
 
 
 def test_params_are_read_by_dotted_path_and_per_fit_values_shaped() -> None:
-    model = PyroModel({"likelihood": {"sigma_scale": 2.0}, "nu": torch.tensor([4.0, 5.0])})
+    model = Configurable({"likelihood": {"sigma_scale": 2.0}, "nu": torch.tensor([4.0, 5.0])})
     assert model.value("likelihood.sigma_scale", 1.0) == 2.0
     assert model.value("likelihood.missing", 7) == 7
     assert model.value("nu.deeper", 3) == 3
