@@ -25,6 +25,7 @@ from typing import Any, ClassVar, Literal, cast
 
 import pyro
 import torch
+from pyro.distributions import constraints
 
 from algo_trader.domain.errors import AlgoTraderError, DataError
 
@@ -317,6 +318,23 @@ class PyroGuide(Configurable, ABC):
     @abstractmethod
     def __call__(self, batch: ModelBatch) -> None:
         """The variational distribution over the model's latent sites."""
+
+    def mean_field_params(
+        self, batch: ModelBatch, name: str, shape: tuple[int, ...], init: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(loc, scale)`` params of site ``name``, shaped ``shape`` (fit index first).
+
+        ``loc`` starts at ``init``, ``scale`` (positive) at ``guide_params.init_scale``
+        (0.05): the building block of the mean-field guides.
+        """
+        init_scale = float(self.value("init_scale", 0.05))
+        loc = pyro.param(f"{name}_loc", lambda: batch.X.new_full(shape, init))
+        scale = pyro.param(
+            f"{name}_scale",
+            lambda: batch.X.new_full(shape, init_scale),
+            constraint=constraints.positive,
+        )
+        return loc, scale
 
 
 def linear_predictor(X: torch.Tensor, coef: torch.Tensor) -> torch.Tensor:

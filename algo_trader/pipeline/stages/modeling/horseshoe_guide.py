@@ -39,19 +39,6 @@ COVARIANCES = ("full", "diagonal")
 class HorseshoeGuide(PyroGuide):
     """Normal / LogNormal guide of :class:`HorseshoeRegression` (see module docstring)."""
 
-    def _factor(
-        self, batch: ModelBatch, name: str, shape: tuple[int, ...], init: float
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(loc, scale)`` params of site ``name``, shaped ``shape`` (fit index first)."""
-        init_scale = float(self.value("init_scale", 0.05))
-        loc = pyro.param(f"{name}_loc", lambda: batch.X.new_full(shape, init))
-        scale = pyro.param(
-            f"{name}_scale",
-            lambda: batch.X.new_full(shape, init_scale),
-            constraint=constraints.positive,
-        )
-        return loc, scale
-
     def _coefficients(
         self, batch: ModelBatch, glob: tuple[int, ...], F: int
     ) -> dist.TorchDistribution:
@@ -63,8 +50,8 @@ class HorseshoeGuide(PyroGuide):
                 f"{', '.join(COVARIANCES)}"
             )
         if covariance == "diagonal":
-            return dist.Normal(*self._factor(batch, "beta", (*glob, F), 0.0)).to_event(1)
-        loc, scale = self._factor(batch, "beta", (*glob, F), 0.0)
+            return dist.Normal(*self.mean_field_params(batch, "beta", (*glob, F), 0.0)).to_event(1)
+        loc, scale = self.mean_field_params(batch, "beta", (*glob, F), 0.0)
         eye = torch.eye(F, dtype=batch.X.dtype, device=batch.device)
         # Row scales times a unit lower-triangular factor (as AutoMultivariateNormal does):
         # each off-diagonal entry is learnt relative to its row's scale, which keeps the
@@ -83,12 +70,16 @@ class HorseshoeGuide(PyroGuide):
         log_tau = math.log(float(self.value("init.tau", 0.1)))
         log_nu = math.log(float(self.value("init.nu", 10.0)))
         with batch.fit_plate(dim=FITS_DIM):
-            pyro.sample("tau", dist.LogNormal(*self._factor(batch, "tau", glob, log_tau)))
-            lam = self._factor(batch, "lambda", (*glob, F), 0.0)
+            pyro.sample("tau", dist.LogNormal(*self.mean_field_params(batch, "tau", glob, log_tau)))
+            lam = self.mean_field_params(batch, "lambda", (*glob, F), 0.0)
             pyro.sample("lambda", dist.LogNormal(*lam).to_event(1))
-            pyro.sample("c2", dist.LogNormal(*self._factor(batch, "c2", glob, 0.0)))
+            pyro.sample("c2", dist.LogNormal(*self.mean_field_params(batch, "c2", glob, 0.0)))
             pyro.sample("beta", self._coefficients(batch, glob, F))
             with pyro.plate("assets", A, dim=-1):
-                pyro.sample("alpha", dist.Normal(*self._factor(batch, "alpha", per_asset, 0.0)))
-                pyro.sample("sigma", dist.LogNormal(*self._factor(batch, "sigma", per_asset, 0.0)))
-            pyro.sample("nu", dist.LogNormal(*self._factor(batch, "nu", glob, log_nu)))
+                pyro.sample(
+                    "alpha", dist.Normal(*self.mean_field_params(batch, "alpha", per_asset, 0.0))
+                )
+                pyro.sample(
+                    "sigma", dist.LogNormal(*self.mean_field_params(batch, "sigma", per_asset, 0.0))
+                )
+            pyro.sample("nu", dist.LogNormal(*self.mean_field_params(batch, "nu", glob, log_nu)))

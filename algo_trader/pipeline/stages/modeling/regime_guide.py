@@ -36,18 +36,6 @@ from algo_trader.pipeline.stages.modeling.registry import register_guide
 class RegimeGuide(PyroGuide):
     """Mean-field guide of :class:`RegimeSwitching` (continuous globals only)."""
 
-    def _factor(
-        self, batch: ModelBatch, name: str, shape: tuple[int, ...], init: float
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        init_scale = float(self.value("init_scale", 0.05))
-        loc = pyro.param(f"{name}_loc", lambda: batch.X.new_full(shape, init))
-        scale = pyro.param(
-            f"{name}_scale",
-            lambda: batch.X.new_full(shape, init_scale),
-            constraint=constraints.positive,
-        )
-        return loc, scale
-
     def _transition_init(self, batch: ModelBatch, K: int) -> torch.Tensor:
         stay = float(self.value("init.stay", 0.9))
         total = float(self.value("init.concentration", 50.0))
@@ -76,14 +64,16 @@ class RegimeGuide(PyroGuide):
         )
         pyro.sample("transition", dist.Dirichlet(concentration).to_event(1))
         log_ratio = math.log(float(self.value("init.log_ratio", 0.7)))
-        steps = self._factor(batch, "log_ratio", (K - 1,), log_ratio)
+        steps = self.mean_field_params(batch, "log_ratio", (K - 1,), log_ratio)
         pyro.sample("log_ratio", dist.LogNormal(*steps).to_event(1))
-        pyro.sample("alpha", dist.Normal(*self._factor(batch, "alpha", (A,), 0.0)).to_event(1))
-        sigma = self._factor(batch, "sigma", (A,), 0.0)
+        pyro.sample(
+            "alpha", dist.Normal(*self.mean_field_params(batch, "alpha", (A,), 0.0)).to_event(1)
+        )
+        sigma = self.mean_field_params(batch, "sigma", (A,), 0.0)
         pyro.sample("sigma", dist.LogNormal(*sigma).to_event(1))
         shape = (K, F) if model.regime_signal else (F,)
-        beta = self._factor(batch, "beta", shape, 0.0)
+        beta = self.mean_field_params(batch, "beta", shape, 0.0)
         pyro.sample("beta", dist.Normal(*beta).to_event(len(shape)))
         if model.family == "student_t":
-            nu = self._factor(batch, "nu", (), math.log(10.0))
+            nu = self.mean_field_params(batch, "nu", (), math.log(10.0))
             pyro.sample("nu", dist.LogNormal(*nu))
